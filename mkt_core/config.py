@@ -1,0 +1,189 @@
+"""Model configs and named presets, in the manner of timm and open_clip.
+
+`MKTConfig` says everything needed to build an MKT model; `get_preset(name)` returns a
+fresh copy of a named one; `mkt_core.model.create_model` builds the model from either.
+Where the paper and the authors' released code differ, the choice is a field here
+(see docs/paper-vs-release.md).
+"""
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INCEPTION_MEAN = (0.5, 0.5, 0.5)
+INCEPTION_STD = (0.5, 0.5, 0.5)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+PROMPT_TEMPLATE = "There is a {} in the scene"
+HEADS = ("two_stream", "shared_projection")
+PROMPT_TUNING = ("context", "token_table")
+SCORE_MODES = ("paper", "released_code")
+
+
+@dataclass
+class StudentConfig:
+    """The ViT student, built by timm."""
+
+    timm_name: str = "vit_base_patch16_224"
+    pretrained: bool = True  # timm's own weights for `timm_name` (downloaded by timm)
+    init_from_vlp: bool = False  # copy the VLP image tower into the student (released code)
+    timm_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class VLPConfig:
+    """The frozen vision-language teacher and text encoder, built by open_clip."""
+
+    model_name: str = "ViT-B-16"
+    # An open_clip pretrained tag ("openai"), a local checkpoint file, a local open_clip
+    # folder (open_clip_config.json + weights), or None for random weights (tests).
+    pretrained: str | None = "openai"
+    # An inline open_clip model config; when set it replaces the registry's `model_name` config.
+    model_cfg: dict[str, Any] | None = None
+    cache_dir: str | None = None
+
+
+@dataclass
+class MKTConfig:
+    name: str = "custom"
+    student: StudentConfig = field(default_factory=StudentConfig)
+    vlp: VLPConfig = field(default_factory=VLPConfig)
+    embed_dim: int = 512  # D_e: the VLP's joint embedding size
+    image_size: int = 224
+    top_k: int = 18  # k of the local stream's top-k mean (paper: 18 of 196; released code: 16)
+    # "two_stream": a linear global head and a two-layer local head (paper).
+    # "shared_projection": one projection, initialised from the VLP, for both streams (released code).
+    head: str = "two_stream"
+    local_head_hidden: int | None = None  # width of the local head's hidden layer; None = embed_dim
+    prompt_template: str = PROMPT_TEMPLATE
+    # "context": CoOp context vectors around the label's tokens are learned (paper).
+    # "token_table": the whole token-embedding table is tuned, label tokens kept (released code).
+    prompt_tuning: str = "context"
+    # "paper": Eq. 3 as is. "released_code": each stream's scores L2-normalised across labels
+    # and averaged (training and evaluation only; the app always uses Eq. 3).
+    score_mode: str = "paper"
+    streams: str = "both"  # "global" / "local" for the two-stream ablation
+    distill_weight: float = 1.0  # lambda of L_rank + lambda * L_dist
+    mean: tuple[float, float, float] = INCEPTION_MEAN  # what the student's input is normalised with
+    std: tuple[float, float, float] = INCEPTION_STD
+    # When True the teacher receives the image re-normalised with its own mean/std;
+    # the released code feeds it the student's ImageNet-normalised tensor.
+    teacher_own_normalisation: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.student, dict):
+            self.student = StudentConfig(**self.student)
+        if isinstance(self.vlp, dict):
+            self.vlp = VLPConfig(**self.vlp)
+        self.mean = tuple(self.mean)
+        self.std = tuple(self.std)
+        _check_choice("head", self.head, HEADS)
+        _check_choice("prompt_tuning", self.prompt_tuning, PROMPT_TUNING)
+        _check_choice("score_mode", self.score_mode, SCORE_MODES)
+        _check_choice("streams", self.streams, ("both", "global", "local"))
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if "{}" not in self.prompt_template:
+            raise ValueError(f"prompt_template must contain '{{}}' for the label: {self.prompt_template!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MKTConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown MKT config keys: {sorted(unknown)}")
+        return cls(**copy.deepcopy(data))
+
+    def replace(self, **changes: Any) -> "MKTConfig":
+        return dataclasses.replace(copy.deepcopy(self), **changes)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+# A tiny open_clip CLIP for tests: random weights, 64 px, 2 layers each side.
+TINY_VLP_CFG: dict[str, Any] = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+TINY_STUDENT_KWARGS: dict[str, Any] = {
+    "img_size": 64, "patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 2,
+}
+
+
+def _paper_vit_b16() -> MKTConfig:
+    return MKTConfig(
+        name="paper-vit-b16",
+        # ImageNet ViT-B/16 as the paper says; timm's default tag for it is normalised with 0.5/0.5.
+        student=StudentConfig(timm_name="vit_base_patch16_224", pretrained=True),
+        vlp=VLPConfig(model_name="ViT-B-16", pretrained="openai"),
+        embed_dim=512, image_size=224, top_k=18,
+        mean=INCEPTION_MEAN, std=INCEPTION_STD,
+    )
+
+
+def _release_vit_b16() -> MKTConfig:
+    return MKTConfig(
+        name="release-vit-b16",
+        # CLIP's own image tower (QuickGELU, as OpenAI trained it), copied from the teacher.
+        student=StudentConfig(timm_name="vit_base_patch16_clip_quickgelu_224", pretrained=False,
+                              init_from_vlp=True),
+        vlp=VLPConfig(model_name="ViT-B-16", pretrained="openai"),
+        embed_dim=512, image_size=224, top_k=16,
+        head="shared_projection", prompt_tuning="token_table", score_mode="released_code",
+        mean=IMAGENET_MEAN, std=IMAGENET_STD, teacher_own_normalisation=False,
+    )
+
+
+def _tiny() -> MKTConfig:
+    return MKTConfig(
+        name="tiny",
+        student=StudentConfig(timm_name="vit_tiny_patch16_224", pretrained=False,
+                              timm_kwargs=dict(TINY_STUDENT_KWARGS)),
+        vlp=VLPConfig(model_name="tiny", pretrained=None, model_cfg=copy.deepcopy(TINY_VLP_CFG)),
+        embed_dim=64, image_size=64, top_k=8,
+        mean=CLIP_MEAN, std=CLIP_STD,
+    )
+
+
+def _tiny_release() -> MKTConfig:
+    """The released-code variant at test size: the student is a CLIP-style ViT copied from the VLP."""
+    return MKTConfig(
+        name="tiny-release",
+        student=StudentConfig(timm_name="vit_base_patch16_clip_224", pretrained=False, init_from_vlp=True,
+                              timm_kwargs=dict(TINY_STUDENT_KWARGS)),
+        vlp=VLPConfig(model_name="tiny", pretrained=None, model_cfg=copy.deepcopy(TINY_VLP_CFG)),
+        embed_dim=64, image_size=64, top_k=8,
+        head="shared_projection", prompt_tuning="token_table", score_mode="released_code",
+        mean=IMAGENET_MEAN, std=IMAGENET_STD, teacher_own_normalisation=False,
+    )
+
+
+_PRESETS = {
+    "paper-vit-b16": _paper_vit_b16,
+    "release-vit-b16": _release_vit_b16,
+    "tiny": _tiny,
+    "tiny-release": _tiny_release,
+}
+
+
+def list_presets() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def get_preset(name: str, **overrides: Any) -> MKTConfig:
+    """A fresh copy of a named preset, with top-level fields replaced by `overrides`."""
+    if name not in _PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(list_presets())}")
+    config = _PRESETS[name]()
+    return config.replace(**overrides) if overrides else config
