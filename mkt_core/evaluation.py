@@ -1,0 +1,75 @@
+"""ZSL / GZSL evaluation (the paper's protocol) and its JSON and Markdown tables.
+
+ZSL ranks the unseen labels only; GZSL ranks seen and unseen together. Each reports mAP
+(a label without a positive counts as AP 0, as the NUS-WIDE reference does) and micro
+precision / recall / F1 at top-K.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from mkt_core.data import MultiLabelSplit, collate_skipping_bad
+from mkt_core.metrics import evaluate as metric_table
+from mkt_core.model import MKT
+
+
+@torch.no_grad()
+def evaluate_split(model: MKT, split: MultiLabelSplit, batch_size: int, ks: list[int], device: torch.device,
+                   keep_images_with_positive: bool = False, workers: int = 0) -> dict[str, Any]:
+    """Scores batch by batch (local embeddings of a whole test set would not fit in memory), then metrics."""
+    model.eval()
+    label_emb = model.encode_labels(split.labels)
+    settings = {"gzsl": list(range(len(split.labels)))}
+    if split.unseen:
+        settings = {"zsl": list(split.unseen), **settings}
+    loader = DataLoader(split.dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        collate_fn=collate_skipping_bad)
+    scores: dict[str, list[torch.Tensor]] = {setting: [] for setting in settings}
+    targets, skipped = [], []
+    for images, batch_targets, _, bad in loader:
+        skipped.extend(bad)
+        if images.shape[0] == 0:
+            continue
+        global_emb, local_emb = model.encode_image(images.to(device))
+        for setting, columns in settings.items():
+            scores[setting].append(model.score(label_emb[columns], global_emb, local_emb).float().cpu())
+        targets.append(batch_targets)
+    if not targets:
+        raise ValueError(f"{split.name}: no readable image to evaluate")
+    all_targets = torch.cat(targets).numpy()
+    results: dict[str, Any] = {"images": int(all_targets.shape[0]), "skipped_images": len(skipped),
+                               "labels": len(split.labels), "unseen_labels": len(split.unseen)}
+    for setting, columns in settings.items():
+        setting_scores = torch.cat(scores[setting]).numpy()
+        setting_targets = all_targets[:, columns]
+        if keep_images_with_positive:
+            keep = (setting_targets == 1).any(axis=1)
+            setting_scores, setting_targets = setting_scores[keep], setting_targets[keep]
+        results[setting] = metric_table(setting_scores, setting_targets, ks=tuple(ks))
+        results[setting]["images"] = int(setting_targets.shape[0])
+    return results
+
+
+def write_eval_tables(results: dict[str, Any], out_dir: str | Path, title: str = "MKT evaluation") -> Path:
+    """eval.json (fractions) and eval.md (percentages, the paper's table layout)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "eval.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    settings = [s for s in ("zsl", "gzsl") if s in results]
+    ks = sorted({int(key.split("@")[1]) for s in settings for key in results[s] if key.startswith("f1@")})
+    header = ["setting", "mAP"] + [f"{m}@{k}" for k in ks for m in ("P", "R", "F1")]
+    lines = [f"# {title}", "", f"{results.get('images', '?')} images, {results.get('labels', '?')} labels "
+             f"({results.get('unseen_labels', 0)} unseen); {results.get('skipped_images', 0)} unreadable images "
+             "skipped. Percentages.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for setting in settings:
+        row = results[setting]
+        cells = [setting.upper(), f"{100 * row['map']:.1f}"]
+        cells += [f"{100 * row[f'{m}@{k}']:.1f}" for k in ks for m in ("p", "r", "f1")]
+        lines.append("| " + " | ".join(cells) + " |")
+    path = out_dir / "eval.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,1 @@
+"""Photos, labels, scores and embeddings on disk; indexing and search. No Qt here."""

@@ -1,0 +1,199 @@
+"""mkt-train: train MKT (stage 1, stage 2), evaluate it, and convert or embed what it needs.
+
+Each training subcommand reads a TOML config (trainer/configs/*.toml); every key of it is
+also a flag, and a flag that is given wins over the file.
+"""
+
+import argparse
+import dataclasses
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+
+from mkt_core.train_config import FIELDS, build_config
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def _flag_type(annotation):
+    """The argparse type of a TrainConfig field (int, float, str, bool, list[int], optional)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = args[0]
+    if typing.get_origin(annotation) is list:
+        return "list", typing.get_args(annotation)[0]
+    return "scalar", annotation
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML config file (e.g. trainer/configs/tiny.toml); flags override it")
+    for name, field in FIELDS.items():
+        kind, base = _flag_type(field.type)
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        help_text = f"{field.metadata['help']} (default: {default})"
+        flag = "--" + name.replace("_", "-")
+        if kind == "list":
+            parser.add_argument(flag, dest=name, type=base, nargs="+", default=None, help=help_text)
+        elif base is bool:
+            parser.add_argument(flag, dest=name, type=_parse_bool, default=None, metavar="BOOL", help=help_text)
+        else:
+            parser.add_argument(flag, dest=name, type=base, default=None, help=help_text)
+
+
+def _config_from(args):
+    overrides = {name: getattr(args, name) for name in FIELDS}
+    return build_config(args.config, overrides)
+
+
+def cmd_train(args, stage: int) -> int:
+    from mkt_core.training import Trainer
+
+    config = _config_from(args)
+    trainer = Trainer(config, stage)
+    if args.resume:
+        trainer.resume(args.resume)
+    result = trainer.run()
+    if trainer.dist.is_main:
+        print(json.dumps(result))
+    return 130 if result["status"] == "interrupted" else 0
+
+
+def cmd_eval(args) -> int:
+    from mkt_core.checkpoint import load_model
+    from mkt_core.evaluation import evaluate_split, write_eval_tables
+    from mkt_core.training import keeps_only_images_with_positives, load_split, pick_device
+
+    config = _config_from(args)
+    checkpoint = args.checkpoint or config.init
+    if not checkpoint:
+        print("mkt-train eval: give the checkpoint folder to evaluate", file=sys.stderr)
+        return 2
+    device = pick_device(config.device)
+    model = load_model(checkpoint).to(device)
+    mc = model.config
+    split = load_split(config, "test", mc.image_size, mc.mean, mc.std, train=False)
+    results = evaluate_split(model, split, config.eval_batch_size, config.f1_k, device,
+                             keep_images_with_positive=keeps_only_images_with_positives(config),
+                             workers=config.workers)
+    results["checkpoint"] = str(checkpoint)
+    table = write_eval_tables(results, config.out, title=f"MKT evaluation of {checkpoint} on {split.name}")
+    print(table.read_text(encoding="utf-8"))
+    return 0
+
+
+def cmd_convert_official(args) -> int:
+    import torch
+
+    from mkt_core.checkpoint import save_model
+    from mkt_core.config import get_preset
+    from mkt_core.convert import convert_official
+
+    original = None
+    if args.original_clip:
+        from mkt_core.checkpoint import safe_torch_load
+
+        state = safe_torch_load(args.original_clip)
+        state = state.get("state_dict", state)
+        original = state.get("token_embedding.weight")
+        if not isinstance(original, torch.Tensor):
+            print(f"{args.original_clip}: no token_embedding.weight", file=sys.stderr)
+            return 2
+    model = convert_official(args.image_checkpoint, args.text_checkpoint, get_preset(args.preset),
+                             original_token_table=original)
+    folder = save_model(model, args.out, extra={"converted_from": [str(args.image_checkpoint),
+                                                                   str(args.text_checkpoint)]})
+    print(f"wrote {folder}")
+    return 0
+
+
+def cmd_label_embeddings(args) -> int:
+    from safetensors.torch import save_file
+
+    from mkt_core.checkpoint import load_model
+    from mkt_core.model import create_model
+
+    labels = [line.split("\t")[0].strip() for line in Path(args.labels).read_text(encoding="utf-8").splitlines()]
+    labels = [label for label in labels if label]
+    if not labels:
+        print(f"{args.labels}: no labels", file=sys.stderr)
+        return 2
+    model = load_model(args.checkpoint) if args.checkpoint else create_model(args.preset)
+    embeddings = model.encode_labels(labels).detach().contiguous()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"embeddings": embeddings}, str(out), metadata={"labels": json.dumps(labels),
+                                                            "template": model.config.prompt_template})
+    print(f"wrote {len(labels)} label embeddings of size {embeddings.shape[1]} to {out}")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from mkt_core.config import get_preset, list_presets
+
+    for name in list_presets():
+        config = get_preset(name)
+        print(f"{name:18s} student={config.student.timm_name} vlp={config.vlp.model_name}/{config.vlp.pretrained} "
+              f"D={config.embed_dim} k={config.top_k} head={config.head}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mkt-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    for stage in (1, 2):
+        what = ("stage 1: train the student and its two heads (L_rank + lambda * L_dist)" if stage == 1
+                else "stage 2: tune the prompt context only (L_rank); needs --init STAGE1_CHECKPOINT")
+        p = sub.add_parser(f"stage{stage}", help=what, description=what)
+        _add_config_flags(p)
+        p.add_argument("--resume", help="checkpoint folder of this stage to resume from (e.g. OUT/checkpoints/last)")
+        p.set_defaults(func=lambda a, s=stage: cmd_train(a, s))
+
+    p = sub.add_parser("eval", help="ZSL / GZSL table of a checkpoint on the test split (eval.json, eval.md)")
+    _add_config_flags(p)
+    p.add_argument("checkpoint", nargs="?", help="checkpoint folder (default: --init)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("convert-official", help="convert the authors' released checkpoints to this format")
+    p.add_argument("image_checkpoint", help="released stage-1 image checkpoint (.pth)")
+    p.add_argument("--text-checkpoint", help="released stage-2 text checkpoint (.pth)")
+    p.add_argument("--original-clip", help="CLIP state dict whose untuned token table embeds label tokens")
+    p.add_argument("--preset", default="release-vit-b16", help="model preset to convert into")
+    p.add_argument("--out", required=True, help="output checkpoint folder")
+    p.set_defaults(func=cmd_convert_official)
+
+    p = sub.add_parser("label-embeddings", help="precompute the fixed label embeddings of a vocabulary")
+    p.add_argument("labels", help="text file, one label per line (a tab and anything after it is ignored)")
+    p.add_argument("--checkpoint", help="checkpoint folder whose text encoder and prompt to use")
+    p.add_argument("--preset", default="tiny", help="preset to use when no checkpoint is given")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.set_defaults(func=cmd_label_embeddings)
+
+    p = sub.add_parser("presets", help="list the model presets")
+    p.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"mkt-train {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
