@@ -103,7 +103,8 @@ class EpochSampler(Sampler[int]):
             order = list(range(self.size))
         total = self.per_process() * self.world_size
         order += order[: total - len(order)]  # pad so every process takes the same number of steps
-        return iter(order[self.rank:total:self.world_size][self.start:])
+        # (epoch, index) pairs: the workers learn the epoch from the key, so they can persist
+        return iter((self.epoch, index) for index in order[self.rank:total:self.world_size][self.start:])
 
     def __len__(self) -> int:
         return self.per_process() - self.start
@@ -113,13 +114,14 @@ class SeededAugmentation(Dataset):
     """Seeds the RNGs before each item so that its random augmentation depends only on (seed, epoch, index)."""
 
     def __init__(self, dataset: Dataset, seed: int):
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.dataset, self.seed = dataset, seed
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int):
-        item_seed = (self.seed * 1_000_003 + self.epoch * 10_007 + index) % 2**31
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        item_seed = (self.seed * 1_000_003 + epoch * 10_007 + index) % 2**31
         torch.manual_seed(item_seed)
         random.seed(item_seed)
         np.random.seed(item_seed)
@@ -233,6 +235,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.data = SeededAugmentation(self.train_split.dataset, config.seed)
         self.sampler = EpochSampler(len(self.data), config.seed, self.dist.rank, self.dist.world_size)
+        self.loader = DataLoader(self.data, batch_size=config.batch_size, sampler=self.sampler,
+                                 num_workers=config.workers, collate_fn=collate_skipping_bad, drop_last=True,
+                                 pin_memory=self.device.type == "cuda", persistent_workers=config.workers > 0,
+                                 worker_init_fn=_ignore_sigint_in_worker if config.workers else None)
         self.steps_per_epoch = len(self.sampler) // config.batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(f"batch_size {config.batch_size} is larger than the {len(self.sampler)} training "
@@ -363,15 +369,10 @@ class Trainer:
     def _train_epoch(self, epoch, start_step, total_steps, label_input, progress, interrupted) -> None:
         config = self.config
         self.sampler.set_epoch(epoch, start_step * config.batch_size)
-        self.data.epoch = epoch
-        loader = DataLoader(self.data, batch_size=config.batch_size, sampler=self.sampler,
-                            num_workers=config.workers, collate_fn=collate_skipping_bad, drop_last=True,
-                            pin_memory=self.device.type == "cuda", persistent_workers=False,
-                            worker_init_fn=_ignore_sigint_in_worker if config.workers else None)
         self.model.train()
         label_input = label_input.to(self.device) if isinstance(label_input, torch.Tensor) else label_input
         started, seen = time.perf_counter(), 0
-        for images, targets, _, bad in loader:
+        for images, targets, _, bad in self.loader:
             self._note_skipped(bad)
             lr = learning_rate(config, self.peak_lr, self.step / self.steps_per_epoch)
             for group in self.optimizer.param_groups:
