@@ -65,6 +65,10 @@ def cmd_train(args, stage: int) -> int:
     result = trainer.run()
     if trainer.dist.is_main:
         print(json.dumps(result))
+    if trainer.dist.enabled:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
     return 130 if result["status"] == "interrupted" else 0
 
 

@@ -1,0 +1,76 @@
+"""Image -> tensor pipelines for training and evaluation (torchvision, plus timm's RandAugment).
+
+The released MKT code trains with timm's `create_transform` (random resized crop, flip,
+RandAugment "rand-m9-mstd0.5-inc1", bicubic). Here the crop keeps at least half of the image
+(scale 0.5..1) because a multi-label photo loses its labels when cropped to a small patch, and
+evaluation resizes the whole image to a square instead of centre-cropping it, so that objects at
+the borders are still seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from PIL import Image, ImageOps
+from torchvision import transforms as T
+
+Transform = Callable[[Image.Image], torch.Tensor]
+
+
+def _check_stats(mean: Sequence[float], std: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    if len(mean) != 3 or len(std) != 3:
+        raise ValueError(f"mean and std must have 3 values (R, G, B), got {mean} and {std}")
+    if min(std) <= 0:
+        raise ValueError(f"std must be positive, got {std}")
+    return mean, std
+
+
+def _posterize_keeping_a_bit(img: Image.Image, bits_to_keep: int, **_) -> Image.Image:
+    """timm's posterize asks for 0 bits at the extreme magnitudes; Pillow >= 12 refuses that, so keep at least 1."""
+    bits = max(1, int(bits_to_keep))
+    return img if bits >= 8 else ImageOps.posterize(img, bits)
+
+
+def _rand_augment(config: str, image_size: int, mean: tuple[float, ...]) -> Callable[[Image.Image], Image.Image]:
+    from timm.data.auto_augment import rand_augment_transform
+
+    if not config.startswith("rand"):
+        raise ValueError(f"randaugment must be a timm RandAugment string like 'rand-m9-mstd0.5-inc1', got {config!r}")
+    hparams = {
+        # timm's defaults for ImageNet-style training: translate up to 45% of the image side,
+        # fill uncovered pixels with the mean colour.
+        "translate_const": int(image_size * 0.45),
+        "img_mean": tuple(min(255, round(255 * m)) for m in mean),
+        "interpolation": Image.BICUBIC,
+    }
+    augment = rand_augment_transform(config, hparams)
+    for op in augment.ops:
+        if op.name.startswith("Posterize"):
+            op.aug_fn = _posterize_keeping_a_bit
+    return augment
+
+
+def train_transform(image_size: int, mean: Sequence[float], std: Sequence[float],
+                    randaugment: str | None = None) -> Transform:
+    """Random resized crop (scale 0.5..1, bicubic) + horizontal flip [+ RandAugment] + normalise."""
+    mean, std = _check_stats(mean, std)
+    steps: list = [
+        T.RandomResizedCrop(image_size, scale=(0.5, 1.0), interpolation=T.InterpolationMode.BICUBIC),
+        T.RandomHorizontalFlip(),
+    ]
+    if randaugment:
+        steps.append(_rand_augment(randaugment, image_size, mean))
+    steps += [T.ToTensor(), T.Normalize(mean, std)]
+    return T.Compose(steps)
+
+
+def eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float]) -> Transform:
+    """Resize the whole image to image_size x image_size (bicubic) and normalise."""
+    mean, std = _check_stats(mean, std)
+    return T.Compose([
+        T.Resize((image_size, image_size), interpolation=T.InterpolationMode.BICUBIC),
+        T.ToTensor(),
+        T.Normalize(mean, std),
+    ])
