@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -114,12 +115,8 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = out / "metrics.jsonl"
     for _ in range(600):  # wait until training is under way
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3 or process.poll() is not None:
             break
-        if process.poll() is not None:
-            break
-        import time
-
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
@@ -127,8 +124,8 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
     assert "interrupted at step" in stderr
     state = json.loads((out / "checkpoints/last/config.json").read_text())["extra"]
     assert state["step"] >= 3
-    assert mkt_train(["stage1", *_flags(data, out, epochs=1, **{"eval-every": "0", "max-steps": str(state["step"] + 2)}),
-                      "--resume", str(out / "checkpoints/last")]) == 0
+    more = {"eval-every": "0", "max-steps": str(state["step"] + 2)}
+    assert mkt_train(["stage1", *_flags(data, out, epochs=1, **more), "--resume", str(out / "checkpoints/last")]) == 0
     assert max(_losses(out)) == state["step"] + 2
 
 
