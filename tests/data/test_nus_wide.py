@@ -146,3 +146,22 @@ def test_unknown_split_and_missing_label_rows_are_clear_errors(root, tmp_path):
     write_h5(broken / "features" / "nus_wide_train.h5", {"beach_0001_1111.jpg-labels": np.ones(5, dtype=np.int8)})
     with pytest.raises(ValueError, match="sea_side_0002_2222.jpg-labels"):
         load_nus_wide(broken, "train", transform())
+
+
+def test_mkt_train_runs_both_stages_and_eval_on_this_layout(root, tmp_path):
+    """The tiny preset trains stage 1 -> stage 2 -> eval on NUS-WIDE's layout, through the CLI."""
+    import json
+
+    from trainer.cli import main as mkt_train
+
+    config = Path(__file__).resolve().parents[2] / "trainer/configs/tiny.toml"
+    common = ["--config", str(config), "--dataset", "nus-wide", "--data-root", str(root),
+              "--batch-size", "2", "--workers", "0", "--eval-every", "0"]
+    assert mkt_train(["stage1", *common, "--epochs", "2", "--out", str(tmp_path / "s1")]) == 0
+    assert mkt_train(["stage2", *common, "--epochs", "1", "--out", str(tmp_path / "s2"),
+                      "--init", str(tmp_path / "s1/checkpoints/last")]) == 0
+    assert mkt_train(["eval", str(tmp_path / "s2/checkpoints/last"), *common, "--out", str(tmp_path / "ev")]) == 0
+    table = json.loads((tmp_path / "ev/eval.json").read_text())
+    assert table["labels"] == len(SEEN) + len(UNSEEN) and table["unseen_labels"] == len(UNSEEN)
+    assert table["zsl"]["images"] == table["gzsl"]["images"] == len(TEST)  # NUS-WIDE keeps every image
+    assert 0 <= table["zsl"]["map"] <= 1 and 0 <= table["gzsl"]["f1@3"] <= 1

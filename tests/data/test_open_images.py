@@ -124,3 +124,23 @@ def test_lesa_feature_folder_and_missing_images(root, tmp_path):
     assert sorted(Path(p).name for p in data.missing) == ["1aaa.jpg", "1bbb.jpg", "1ddd.jpg"]
     with pytest.raises(FileNotFoundError, match="val_features"):
         load_open_images(copy, "validation", transform())
+
+
+def test_mkt_train_runs_both_stages_and_eval_on_this_layout(root, tmp_path):
+    """Stage 1 -> stage 2 -> eval with the tiny preset; evaluation keeps images with a positive, per setting."""
+    import json
+
+    from trainer.cli import main as mkt_train
+
+    config = Path(__file__).resolve().parents[2] / "trainer/configs/tiny.toml"
+    common = ["--config", str(config), "--dataset", "open-images", "--data-root", str(root),
+              "--batch-size", "2", "--workers", "0", "--eval-every", "0", "--f1-k", "2", "4"]
+    assert mkt_train(["stage1", *common, "--epochs", "2", "--out", str(tmp_path / "s1")]) == 0
+    assert mkt_train(["stage2", *common, "--epochs", "1", "--out", str(tmp_path / "s2"),
+                      "--init", str(tmp_path / "s1/checkpoints/last")]) == 0
+    assert mkt_train(["eval", str(tmp_path / "s2/checkpoints/last"), *common, "--out", str(tmp_path / "ev")]) == 0
+    table = json.loads((tmp_path / "ev/eval.json").read_text())
+    assert table["labels"] == len(SEEN_NAMES) + len(UNSEEN_NAMES)
+    assert table["zsl"]["images"] == 2  # 1ccc and 1ddd have a positive among the evaluated unseen labels
+    assert table["gzsl"]["images"] == 3  # 1bbb's only positive is an unseen class that is not evaluated
+    assert "f1@4" in table["zsl"]
