@@ -183,13 +183,15 @@ def load_split(config: TrainConfig, split: str, image_size: int, mean, std, trai
 
     transform = (train_transform(image_size, mean, std, config.randaugment) if train
                  else eval_transform(image_size, mean, std))
+    # JPEG draft mode decodes big photos at a fraction of their size, never below the crop's needs
+    options = {"strict": config.strict, "decode_size": image_size}
     if config.dataset == "nus-wide":
-        return load_nus_wide(config.data_root, split, transform, strict=config.strict)
+        return load_nus_wide(config.data_root, split, transform, **options)
     if config.dataset == "open-images":
-        return load_open_images(config.data_root, split, transform, strict=config.strict)
+        return load_open_images(config.data_root, split, transform, **options)
     if config.dataset == "generic":
         annotations = config.annotations if split == "train" else (config.test_annotations or config.annotations)
-        return load_generic(annotations, config.label_file, transform, split=split, strict=config.strict)
+        return load_generic(annotations, config.label_file, transform, split=split, **options)
     raise ValueError(f"dataset must be nus-wide, open-images or generic, got {config.dataset!r}")
 
 
