@@ -1,0 +1,434 @@
+"""The photo library: one object the CLI and the GUI both stand on.
+
+    lib = Library(db_path="~/photos.sqlite", model="demo")
+    lib.add_folder("~/Pictures"); lib.index()
+    lib.add_label("black dog"); lib.search("foggy harbour", limit=50)
+
+It owns the SQLite database (`db.py`), the model (an `mkt_core` engine over a bundle) and the
+embedding store of that model, kept in a folder beside the database. Nothing here imports Qt.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from mkt_core.scoring import two_stream_scores
+from mkt_desktop.library.db import Embedding, Folder, Label, Model, Photo, Score, Tag, open_database, utcnow
+from mkt_desktop.library.labels import LabelError, automatic_threshold, label_key, normalise_label
+from mkt_desktop.library.model_source import ASSETS, resolve_model
+
+APP_NAME = "mkt-photo-tagger"
+VOCABULARY = ASSETS / "vocabulary" / "default.txt"
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+@dataclass
+class SearchHit:
+    photo_id: int
+    path: str
+    score: float
+
+
+@dataclass
+class LabelInfo:
+    id: int
+    text: str
+    threshold: float | None  # None: automatic
+    effective_threshold: float | None
+    above_threshold: int
+    source: str
+
+
+@dataclass
+class PhotoLabel:
+    label: str
+    score: float | None
+    threshold: float | None
+    status: str  # "accepted", "rejected" or "auto"
+
+
+class Library:
+    def __init__(self, db_path: str | Path | None = None, model: str = "demo", engine_options: dict | None = None,
+                 vocabulary: bool = True):
+        self.db_path = Path(db_path).expanduser() if db_path else default_data_dir() / "library.sqlite"
+        self.Session = open_database(self.db_path)
+        self.model_spec = model
+        self.engine_options = engine_options or {}
+        self._engine = None
+        self._store = None
+        self._model_id: int | None = None
+        self._label_cache: dict[str, np.ndarray] = {}
+        if vocabulary:
+            self._seed_vocabulary()
+
+    # -- the model and its embedding store ---------------------------------------------------
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from mkt_core.engine import Engine
+
+            bundle = resolve_model(self.model_spec, self.db_path.parent / "cache")
+            self._engine = Engine(bundle, **self.engine_options)
+        return self._engine
+
+    @property
+    def bundle(self):
+        return self.engine.bundle
+
+    @property
+    def store(self):
+        if self._store is None:
+            from mkt_core.store import EmbeddingStore
+
+            folder = self.db_path.parent / f"{self.db_path.stem}-embeddings" / self.bundle.fingerprint[:16]
+            self._store = EmbeddingStore.for_bundle(folder, self.bundle)
+        return self._store
+
+    @property
+    def model_id(self) -> int:
+        if self._model_id is None:
+            with self.Session() as session:
+                row = session.scalar(select(Model).where(Model.fingerprint == self.bundle.fingerprint))
+                if row is None:
+                    row = Model(fingerprint=self.bundle.fingerprint, name=self.bundle.name, kind=self.bundle.kind)
+                    session.add(row)
+                    session.commit()
+                self._model_id = row.id
+        return self._model_id
+
+    def device_description(self) -> str:
+        return self.engine.device_description()
+
+    def label_embeddings(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._label_cache]
+        if missing:
+            for text, emb in zip(missing, self.engine.encode_labels(missing), strict=True):
+                self._label_cache[text] = emb
+        if not texts:
+            return np.zeros((0, self.bundle.embed_dim), np.float32)
+        return np.stack([self._label_cache[t] for t in texts])
+
+    def score_embeddings(self, texts: list[str], global_emb: np.ndarray, local_emb: np.ndarray | None) -> np.ndarray:
+        """Eq. 3 scores [B, L] of embeddings for labels, with the one scoring function of mkt_core."""
+        z = torch.from_numpy(self.label_embeddings(texts))
+        g = torch.from_numpy(np.asarray(global_emb, dtype=np.float32))
+        if local_emb is None:
+            return two_stream_scores(z, g, None, 1, streams="global").numpy()
+        local = torch.from_numpy(np.asarray(local_emb, dtype=np.float32))
+        return two_stream_scores(z, g, local, self.bundle.top_k).numpy()
+
+    # -- folders ------------------------------------------------------------------------------
+
+    def add_folder(self, path: str | Path) -> int:
+        folder = Path(path).expanduser().resolve()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: not a folder")
+        with self.Session() as session:
+            row = session.scalar(select(Folder).where(Folder.path == str(folder)))
+            if row is None:
+                row = Folder(path=str(folder))
+                session.add(row)
+                session.commit()
+            return row.id
+
+    def remove_folder(self, path: str | Path) -> None:
+        """Forget a folder and its photos' results (the files themselves are never touched)."""
+        folder = str(Path(path).expanduser().resolve())
+        with self.Session() as session:
+            row = session.scalar(select(Folder).where(Folder.path == folder))
+            if row is None:
+                raise KeyError(f"{folder}: not a library folder")
+            session.execute(delete(Photo).where(Photo.folder_id == row.id))
+            session.delete(row)
+            session.commit()
+
+    def folders(self) -> list[str]:
+        with self.Session() as session:
+            return list(session.scalars(select(Folder.path).order_by(Folder.path)))
+
+    def index(self, folders: list[str | Path] | None = None, progress=None, cancel=None, batch_size: int = 16):
+        """Index the given folders (added if new), or all library folders; see indexer.py."""
+        from mkt_desktop.library.indexer import Indexer
+
+        if folders:
+            roots = [self.add_folder(f) for f in folders]
+        else:
+            with self.Session() as session:
+                roots = list(session.scalars(select(Folder.id)))
+        return Indexer(self, batch_size=batch_size).run(roots, progress=progress, cancel=cancel)
+
+    def failures(self) -> list[tuple[str, str]]:
+        with self.Session() as session:
+            rows = session.execute(select(Photo.path, Photo.error).where(Photo.status == "failed").order_by(Photo.path))
+            return [(path, error or "unknown error") for path, error in rows]
+
+    def photo_count(self) -> int:
+        with self.Session() as session:
+            return session.scalar(select(func.count()).select_from(Photo).where(Photo.status == "ok")) or 0
+
+    def photos(self, limit: int | None = None) -> list[tuple[int, str]]:
+        with self.Session() as session:
+            query = select(Photo.id, Photo.path).where(Photo.status == "ok").order_by(Photo.path)
+            return [(i, p) for i, p in session.execute(query.limit(limit) if limit else query)]
+
+    def photo_id(self, path: str | Path) -> int:
+        resolved = str(Path(path).expanduser().resolve())
+        with self.Session() as session:
+            found = session.scalar(select(Photo.id).where(Photo.path.in_([resolved, str(path)])))
+        if found is None:
+            raise KeyError(f"{path}: not in the library (index its folder first)")
+        return found
+
+    # -- labels -------------------------------------------------------------------------------
+
+    def _seed_vocabulary(self) -> None:
+        with self.Session() as session:
+            if session.scalar(select(func.count()).select_from(Label)):
+                return
+            if not VOCABULARY.is_file():
+                return
+            seen = set()
+            for line in VOCABULARY.read_text(encoding="utf-8").splitlines():
+                if not line.strip() or line.startswith("#"):
+                    continue
+                text = normalise_label(line)
+                if text.casefold() not in seen:
+                    seen.add(text.casefold())
+                    session.add(Label(text=text, key=text.casefold(), source="vocabulary"))
+            session.commit()
+
+    def add_label(self, text: str, threshold: float | None = None) -> int:
+        """Save a label and score every indexed photo for it from the embedding store (no image is read)."""
+        text = normalise_label(text)
+        with self.Session() as session:
+            row = session.scalar(select(Label).where(Label.key == text.casefold()))
+            if row is not None:
+                if row.source != "user":
+                    row.source = "user"
+                if threshold is not None:
+                    row.threshold = threshold
+                session.commit()
+                return row.id
+            row = Label(text=text, key=text.casefold(), threshold=threshold, source="user")
+            session.add(row)
+            session.commit()
+            label_id = row.id
+        self.score_label_everywhere(label_id, text)
+        return label_id
+
+    def score_label_everywhere(self, label_id: int, text: str) -> int:
+        """Scores of one label for every photo of this model, from the store in one vectorised pass."""
+        store = self.store
+        if not len(store):
+            return 0
+        scores = store.score_label(self.label_embeddings([text])[0])
+        by_embedding = dict(zip(store.ids.tolist(), scores.tolist(), strict=True))
+        with self.Session() as session:
+            pairs = session.execute(
+                select(Photo.id, Embedding.id)
+                .join(Embedding, (Embedding.content_hash == Photo.content_hash) & (Embedding.model_id == self.model_id))
+                .where(Photo.status != "failed")).all()
+            rows = [{"photo_id": p, "label_id": label_id, "model_id": self.model_id, "score": by_embedding[e]}
+                    for p, e in pairs if e in by_embedding]
+            if rows:
+                session.execute(insert(Score).prefix_with("OR REPLACE"), rows)
+            session.commit()
+        return len(rows)
+
+    def rename_label(self, old: str, new: str) -> None:
+        new_text = normalise_label(new)
+        with self.Session() as session:
+            row = self._label(session, old)
+            clash = session.scalar(select(Label).where(Label.key == new_text.casefold(), Label.id != row.id))
+            if clash is not None:
+                raise LabelError(f"a label {clash.text!r} already exists")
+            row.text, row.key = new_text, new_text.casefold()
+            session.execute(delete(Score).where(Score.label_id == row.id))  # new words, new scores
+            session.commit()
+            label_id = row.id
+        self.score_label_everywhere(label_id, new_text)
+
+    def remove_label(self, text: str) -> None:
+        with self.Session() as session:
+            session.delete(self._label(session, text))
+            session.commit()
+
+    def set_threshold(self, text: str, threshold: float | None) -> None:
+        with self.Session() as session:
+            self._label(session, text).threshold = threshold
+            session.commit()
+
+    def _label(self, session: Session, text: str) -> Label:
+        row = session.scalar(select(Label).where(Label.key == label_key(text)))
+        if row is None:
+            raise LabelError(f"no label {normalise_label(text)!r} (see `labels list`)")
+        return row
+
+    def labels(self, source: str | None = "user") -> list[LabelInfo]:
+        """Saved labels with their thresholds and how many photos are above them."""
+        with self.Session() as session:
+            query = select(Label).order_by(Label.text)
+            if source:
+                query = query.where(Label.source == source)
+            result = []
+            for label in session.scalars(query):
+                scores = np.array(session.scalars(
+                    select(Score.score).join(Photo, Photo.id == Score.photo_id)
+                    .where(Score.label_id == label.id, Score.model_id == self.model_id, Photo.status == "ok")).all())
+                effective = label.threshold if label.threshold is not None else automatic_threshold(scores)
+                above = int((scores >= effective).sum()) if effective is not None else 0
+                result.append(LabelInfo(label.id, label.text, label.threshold, effective, above, label.source))
+            return result
+
+    def vocabulary_labels(self) -> list[str]:
+        with self.Session() as session:
+            return list(session.scalars(select(Label.text).order_by(Label.id)))
+
+    # -- search -------------------------------------------------------------------------------
+
+    def search(self, text: str, limit: int = 50) -> tuple[list[SearchHit], float | None]:
+        """Top photos for any text (saved or not), best first, and the threshold that applies."""
+        text = normalise_label(text)
+        store = self.store
+        if not len(store):
+            return [], None
+        scores = store.score_label(self.label_embeddings([text])[0])
+        embedding_ids = store.ids
+        with self.Session() as session:
+            saved = session.scalar(select(Label).where(Label.key == text.casefold()))
+            photos = session.execute(
+                select(Photo.id, Photo.path, Embedding.id)
+                .join(Embedding, (Embedding.content_hash == Photo.content_hash) & (Embedding.model_id == self.model_id))
+                .where(Photo.status == "ok")).all()
+        position = {e: i for i, e in enumerate(embedding_ids.tolist())}
+        hits = [SearchHit(p, path, float(scores[position[e]])) for p, path, e in photos if e in position]
+        hits.sort(key=lambda h: (-h.score, h.path))
+        threshold = saved.threshold if saved is not None and saved.threshold is not None else None
+        if threshold is None:
+            threshold = automatic_threshold(np.array([h.score for h in hits]))
+        return hits[:limit], threshold
+
+    def photo_labels(self, photo: int | str | Path, limit: int = 10, source: str | None = None) -> list[PhotoLabel]:
+        """A photo's best labels with scores, thresholds and a person's decisions."""
+        photo_id = photo if isinstance(photo, int) else self.photo_id(photo)
+        infos = {info.id: info for info in self.labels(source=None)}
+        with self.Session() as session:
+            query = (select(Label.id, Label.text, Score.score).join(Score, Score.label_id == Label.id)
+                     .where(Score.photo_id == photo_id, Score.model_id == self.model_id))
+            if source:
+                query = query.where(Label.source == source)
+            scored = session.execute(query.order_by(Score.score.desc())).all()
+            tags = dict(session.execute(select(Tag.label_id, Tag.status).where(Tag.photo_id == photo_id)).all())
+            texts = dict(session.execute(select(Label.id, Label.text).where(Label.id.in_(tags))).all())
+        result, listed = [], set()
+        for label_id, status in tags.items():
+            score = next((s for i, _, s in scored if i == label_id), None)
+            result.append(PhotoLabel(texts[label_id], score, infos[label_id].effective_threshold, status))
+            listed.add(label_id)
+        for label_id, text, score in scored:
+            if label_id not in listed and len(result) < limit:
+                result.append(PhotoLabel(text, score, infos[label_id].effective_threshold, "auto"))
+        return result
+
+    def similar(self, photo: int | str | Path, limit: int = 20) -> list[SearchHit]:
+        """More like this: cosine of global embeddings."""
+        photo_id = photo if isinstance(photo, int) else self.photo_id(photo)
+        with self.Session() as session:
+            rows = session.execute(
+                select(Photo.id, Photo.path, Embedding.id)
+                .join(Embedding, (Embedding.content_hash == Photo.content_hash) & (Embedding.model_id == self.model_id))
+                .where(Photo.status == "ok")).all()
+        embedding_of = {p: e for p, _, e in rows}
+        if photo_id not in embedding_of:
+            raise KeyError(f"photo {photo_id} has no embedding for this model")
+        store = self.store
+        matrix = store.global_embeddings()
+        matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True).clip(1e-12)
+        position = {e: i for i, e in enumerate(store.ids.tolist())}
+        similarity = matrix @ matrix[position[embedding_of[photo_id]]]
+        hits = [SearchHit(p, path, float(similarity[position[e]])) for p, path, e in rows
+                if p != photo_id and e in position]
+        hits.sort(key=lambda h: -h.score)
+        return hits[:limit]
+
+    # -- tags and export ----------------------------------------------------------------------
+
+    def set_tag(self, photo: int | str | Path, label: str, status: str | None) -> None:
+        """Accept or reject a label on a photo (None forgets the decision). The label is saved if new."""
+        if status not in ("accepted", "rejected", None):
+            raise ValueError("a tag's status is 'accepted', 'rejected' or None")
+        photo_id = photo if isinstance(photo, int) else self.photo_id(photo)
+        label_id = self.add_label(label)
+        with self.Session() as session:
+            session.execute(delete(Tag).where(Tag.photo_id == photo_id, Tag.label_id == label_id))
+            if status:
+                session.add(Tag(photo_id=photo_id, label_id=label_id, status=status, updated=utcnow()))
+            session.commit()
+
+    def photo_tags(self) -> dict[str, list[PhotoLabel]]:
+        """Each photo's tags for export: accepted ones, and saved labels above threshold not rejected."""
+        infos = {info.id: info for info in self.labels(source="user")}
+        with self.Session() as session:
+            photos = dict(session.execute(select(Photo.id, Photo.path).where(Photo.status == "ok")).all())
+            tags = session.execute(select(Tag.photo_id, Tag.label_id, Tag.status)).all()
+            texts = dict(session.execute(select(Label.id, Label.text)).all())
+            scores = session.execute(select(Score.photo_id, Score.label_id, Score.score)
+                                     .where(Score.model_id == self.model_id, Score.label_id.in_(infos))).all()
+        decided = {(p, lab): s for p, lab, s in tags}
+        result: dict[str, list[PhotoLabel]] = {}
+        for photo_id, label_id, score in scores:
+            info = infos[label_id]
+            if (photo_id, label_id) in decided or photo_id not in photos:
+                continue
+            if info.effective_threshold is not None and score >= info.effective_threshold:
+                result.setdefault(photos[photo_id], []).append(
+                    PhotoLabel(info.text, score, info.effective_threshold, "auto"))
+        score_of = {(p, lab): s for p, lab, s in scores}
+        for (photo_id, label_id), status in decided.items():
+            if photo_id in photos:
+                info = infos.get(label_id)
+                result.setdefault(photos[photo_id], []).append(PhotoLabel(
+                    texts[label_id], score_of.get((photo_id, label_id)),
+                    info.effective_threshold if info else None, status))
+        return result
+
+    def export_xmp(self) -> tuple[int, list[tuple[str, str]]]:
+        """Write accepted / above-threshold labels as dc:subject into XMP sidecars beside the photos."""
+        from mkt_desktop.library.xmp import SidecarError, write_subjects
+
+        written, problems = 0, []
+        for path, labels in sorted(self.photo_tags().items()):
+            subjects = [pl.label for pl in labels if pl.status != "rejected"]
+            if not subjects:
+                continue
+            try:
+                write_subjects(path, subjects)
+                written += 1
+            except (SidecarError, OSError) as exc:
+                problems.append((path, str(exc)))
+        return written, problems
+
+    def export_rows(self) -> list[dict]:
+        return [{"path": path, "labels": [{"label": pl.label, "score": pl.score, "status": pl.status}
+                                          for pl in labels]}
+                for path, labels in sorted(self.photo_tags().items())]
+
+    def forget_missing(self) -> int:
+        """Drop photos that have been gone from disk (and were not found moved) from the database."""
+        with self.Session() as session:
+            count = session.execute(delete(Photo).where(Photo.status == "missing")).rowcount
+            session.commit()
+            return count
+
+    def _mark(self, session: Session, photo_ids: list[int], status: str) -> None:
+        session.execute(update(Photo).where(Photo.id.in_(photo_ids)).values(status=status))

@@ -1,0 +1,50 @@
+"""Which model the library uses: the bundled demo, a bundle folder, or an open_clip model by name.
+
+    demo                  the small demo model shipped in assets/demo-model (works offline)
+    /path/to/bundle       a folder written by `mkt-train export`
+    clip:ViT-B-16/openai  CLIP zero-shot through open_clip (downloads its weights once, then cached)
+"""
+
+from pathlib import Path
+
+from mkt_core.bundle import Bundle, load_bundle
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+DEMO_MODEL = ASSETS / "demo-model"
+
+
+class ModelUnavailable(RuntimeError):
+    """The model asked for cannot be had here; the message says how to get one."""
+
+
+def resolve_model(spec: str, cache_dir: str | Path) -> Bundle:
+    spec = spec.strip()
+    if spec == "demo":
+        if not (DEMO_MODEL / "manifest.json").is_file():
+            raise ModelUnavailable(
+                f"the demo model is not in {DEMO_MODEL}: it is trained on the project's synthetic world "
+                "(mkt-train toy-benchmark). Meanwhile give a bundle folder (--model PATH, written by "
+                "`mkt-train export`) or an open_clip model (--model clip:ViT-B-16/openai).")
+        return load_bundle(DEMO_MODEL)
+    if spec.startswith("clip:"):
+        return _clip_bundle(spec[len("clip:"):], Path(cache_dir))
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise ModelUnavailable(f"{path}: no such model bundle folder (or use 'demo', 'clip:NAME/TAG')")
+    return load_bundle(path)
+
+
+def _clip_bundle(name_tag: str, cache_dir: Path) -> Bundle:
+    from mkt_core.bundle import export_clip_bundle
+
+    name, _, tag = name_tag.partition("/")
+    if not name:
+        raise ModelUnavailable(f"clip:{name_tag}: give an open_clip model name, e.g. clip:ViT-B-16/openai")
+    folder = cache_dir / "clip-bundles" / f"{name}-{tag or 'random'}".replace("/", "-")
+    if (folder / "manifest.json").is_file():
+        return load_bundle(folder)
+    try:
+        export_clip_bundle(name, tag or None, folder)
+    except Exception as exc:  # noqa: BLE001 - download, offline or export failures get one clear message
+        raise ModelUnavailable(f"cannot make a CLIP bundle for {name_tag}: {exc}") from exc
+    return load_bundle(folder)
