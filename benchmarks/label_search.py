@@ -147,7 +147,7 @@ def time_store(photos: int, local_dims: int, repeats: int, folder: Path) -> floa
     chunk = 5000
     for start in range(0, photos, chunk):
         n = min(chunk, photos - start)
-        codes = rng.integers(-60, 61, (n, N, store.local_dims), dtype=np.int8)
+        codes = rng.integers(68, 189, (n, N, store.local_dims), dtype=np.uint8)
         store.append_codes(np.arange(start, start + n), rng.standard_normal((n, D)).astype(np.float32) * 0.05, codes)
     z = rng.standard_normal(D).astype(np.float32)
     z /= np.linalg.norm(z)
