@@ -138,7 +138,8 @@ def open_database(path: str | Path) -> sessionmaker[Session]:
 
 def _migrate(engine: Engine, path: Path) -> None:
     with engine.begin() as conn:
-        has_info = conn.execute(text("SELECT name FROM sqlite_master WHERE type='table' AND name='schema_info'")).first()
+        has_info = conn.execute(
+            text("SELECT name FROM sqlite_master WHERE type='table' AND name='schema_info'")).first()
         version = conn.execute(select(SchemaInfo.version)).scalar() if has_info else None
     if version is None:
         Base.metadata.create_all(engine)

@@ -12,7 +12,6 @@
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -56,10 +55,12 @@ class Indexer:
         with self.lib.Session() as session:
             roots = dict(session.execute(select(Folder.id, Folder.path).where(Folder.id.in_(folder_ids))).all())
         found: dict[str, tuple[int, FoundFile]] = {}
+        problems: set[str] = set()
         for folder_id, root in roots.items():
             for item in scan(root):
                 if isinstance(item, ScanProblem):
                     self._record_failure(item.path, item.reason, folder_id, report)
+                    problems.add(item.path)
                 else:
                     found.setdefault(item.path, (folder_id, item))
         with self.lib.Session() as session:
@@ -82,7 +83,7 @@ class Indexer:
                 rate = done / max(time.monotonic() - started, 1e-9)
                 progress(Progress(done, len(todo), rate, (len(todo) - done) / rate if rate else None))
         if not report.cancelled:
-            report.removed = self._mark_missing(roots, set(found))
+            report.removed = self._mark_missing(roots, set(found) | problems)
         return report
 
     # -- one batch ----------------------------------------------------------------------------
@@ -102,7 +103,7 @@ class Indexer:
             known_hashes = set(session.scalars(select(Embedding.content_hash).where(
                 Embedding.model_id == model_id, Embedding.content_hash.in_([h for _, _, h in hashed]))))
         to_embed = {}
-        for folder_id, item, digest in hashed:
+        for _, item, digest in hashed:
             if digest not in known_hashes and digest not in to_embed:
                 to_embed[digest] = item.path
         embedded = self._embed(to_embed, report, batch_folders={item.path: f for f, item, _ in hashed})
@@ -207,12 +208,11 @@ class Indexer:
     def _mark_missing(self, roots: dict[int, str], present: set[str]) -> int:
         """Photos of these folders no longer on disk leave the results (kept as 'missing' so a move
         discovered later still finds their tags)."""
-        failed_now = set()
         with self.lib.Session() as session:
             rows = session.scalars(select(Photo).where(Photo.folder_id.in_(roots), Photo.status != "missing")).all()
             count = 0
             for row in rows:
-                if row.path in present or row.path in failed_now:
+                if row.path in present:
                     continue
                 if row.status == "failed" and os.path.lexists(row.path):
                     continue  # still there, still broken: stays listed under failures
@@ -240,10 +240,3 @@ def _os_reason(exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
         return "the file disappeared during indexing"
     return exc.strerror or str(exc)
-
-
-def folder_of(path: str, roots: dict[int, str]) -> int | None:
-    for folder_id, root in roots.items():
-        if Path(path).is_relative_to(root):
-            return folder_id
-    return None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from mkt_core.scoring import two_stream_scores
@@ -429,6 +429,3 @@ class Library:
             count = session.execute(delete(Photo).where(Photo.status == "missing")).rowcount
             session.commit()
             return count
-
-    def _mark(self, session: Session, photo_ids: list[int], status: str) -> None:
-        session.execute(update(Photo).where(Photo.id.in_(photo_ids)).values(status=status))

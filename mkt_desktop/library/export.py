@@ -1,0 +1,111 @@
+"""Photo tags out to CSV and JSON, and the atomic file writer the exports share.
+
+A row is `{"path": str, "labels": [{"label": str, "score": float | None, "status": str}]}` with status
+"accepted", "rejected" or "auto". Rows are checked before they are written; a bad row is a
+ValueError naming the photo, and the file already at the destination is left as it was.
+"""
+
+import csv
+import io
+import json
+import math
+import os
+import secrets
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import BinaryIO
+
+CSV_COLUMNS = ("path", "label", "score", "status")
+STATUSES = frozenset({"accepted", "rejected", "auto"})
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file that replaces `path` only when the block finishes without an error.
+
+    Written to a hidden temporary file beside the destination, flushed to disk, then renamed over it
+    (os.replace), so a reader or a crash never sees half a file. An existing file keeps its permissions;
+    a new one gets the usual ones (0666 less the umask). The temporary name starts with "." so the
+    scanner never mistakes it for a photo.
+    """
+    path = Path(path)
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = None
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        if mode is not None:
+            os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def _checked(rows: Iterable[Mapping]) -> Iterator[dict]:
+    """Each row as a plain dict with exactly the documented keys; ValueError for anything else."""
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping) or not isinstance(row.get("path"), str):
+            raise ValueError(f"export row {index}: needs a 'path' string")
+        where = f"export row {index} ({row['path']})"
+        labels = row.get("labels", [])
+        if isinstance(labels, str | bytes) or not isinstance(labels, Iterable):
+            raise ValueError(f"{where}: 'labels' must be a list")
+        clean = []
+        for item in labels:
+            if not isinstance(item, Mapping) or not isinstance(item.get("label"), str):
+                raise ValueError(f"{where}: each label needs a 'label' string")
+            score = item.get("score")
+            if score is not None:
+                if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+                    raise ValueError(f"{where}: label {item['label']!r} has score {score!r}, not a finite number")
+                score = float(score)
+            status = item.get("status")
+            if status not in STATUSES:
+                raise ValueError(f"{where}: label {item['label']!r} has status {status!r}; "
+                                 f"expected one of {', '.join(sorted(STATUSES))}")
+            clean.append({"label": item["label"], "score": score, "status": status})
+        yield {"path": row["path"], "labels": clean}
+
+
+@contextmanager
+def _text(file: BinaryIO) -> Iterator[io.TextIOWrapper]:
+    """UTF-8 text over the atomic binary file, detached afterwards so atomic_file still owns (and syncs) it."""
+    text = io.TextIOWrapper(file, encoding="utf-8", newline="")
+    try:
+        yield text
+        text.flush()
+    finally:
+        text.detach()
+
+
+def write_csv(rows: Iterable[Mapping], path: str | os.PathLike) -> None:
+    """One line per (photo, label): path,label,score,status. UTF-8 without BOM, RFC 4180 quoting.
+
+    A missing score is an empty cell; scores are written in full precision so they read back exactly.
+    A photo with no labels has no line.
+    """
+    with atomic_file(path) as file, _text(file) as text:
+        writer = csv.writer(text)
+        writer.writerow(CSV_COLUMNS)
+        for row in _checked(rows):
+            for item in row["labels"]:
+                score = "" if item["score"] is None else repr(item["score"])
+                writer.writerow((row["path"], item["label"], score, item["status"]))
+
+
+def write_json(rows: Iterable[Mapping], path: str | os.PathLike) -> None:
+    """A JSON list of the rows, UTF-8 with labels in their own script (no \\u escapes); a missing score is null."""
+    data = list(_checked(rows))
+    with atomic_file(path) as file, _text(file) as text:
+        json.dump(data, text, ensure_ascii=False, indent=2, allow_nan=False)
+        text.write("\n")

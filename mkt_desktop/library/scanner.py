@@ -1,0 +1,268 @@
+"""Finding photos on disk: the walk, content hashes and the EXIF capture time.
+
+The walk never stops on a bad entry. Whatever it cannot use (a folder it may not read, a
+symlink that loops, a name that is not valid UTF-8) comes out as a `ScanProblem` with a
+plain reason, so the caller can list it under failures while every other photo is found.
+
+Symbolic links are followed, to files and to folders, as digiKam and Immich users expect of a
+library that links in an external drive. Real folders are walked first and linked folders
+afterwards, so a photo reachable both ways is found once, under its real path; a folder is
+never walked twice (visited folders are tracked by (st_dev, st_ino)).
+"""
+
+import errno
+import hashlib
+import os
+import re
+import stat
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from PIL import Image
+
+
+def _load_heif() -> bool:
+    """HEIC/HEIF photos count only when pillow-heif is installed; registering its opener here means
+    every module that lists photos through the scanner can also decode them."""
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    except Exception:  # noqa: BLE001 - missing or broken native library: HEIC is simply unsupported
+        return False
+    return True
+
+
+_HEIF = _load_heif()
+
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"} | ({".heic", ".heif"} if _HEIF else set())
+)
+
+CHUNK_SIZE = 1 << 20  # 1 MiB reads keep the per-call overhead negligible next to the hashing itself
+
+_DirId = tuple[int, int]  # (st_dev, st_ino)
+
+
+def heic_supported() -> bool:
+    """True when pillow-heif was importable, so .heic/.heif files are listed and can be decoded."""
+    return _HEIF
+
+
+def is_photo_name(name: str) -> bool:
+    """Photos are recognised by suffix, case-insensitively; sidecars and everything else are not photos."""
+    return os.path.splitext(name)[1].lower() in SUPPORTED_SUFFIXES
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFile:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScanProblem:
+    path: str  # always printable: undecodable bytes appear as \xNN escapes
+    reason: str
+
+
+class FileChanged(Exception):
+    """The file was written to between the scan and the end of hashing: its hash would describe neither version."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = printable_path(path)
+        super().__init__(f"{self.path}: the file changed while being read")
+
+
+def printable_path(path: str | bytes | os.PathLike) -> str:
+    """A path as text a person can read and search for; undecodable bytes become \\xNN instead of failing."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def _valid_utf8(name: str) -> bool:
+    """On Linux, os.scandir decodes bad bytes as lone surrogates; those names cannot be stored as text."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if isinstance(exc, FileNotFoundError):
+        return "not found (removed during the scan?)"
+    return (exc.strerror or str(exc)).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    path: str
+    target: _DirId
+    ancestors: tuple[_DirId, ...]  # the folders walked to reach the link, including the one holding it
+
+
+def scan(root: str | bytes | os.PathLike) -> Iterator[FoundFile | ScanProblem]:
+    """Every photo under `root` (recursively), and a ScanProblem for everything that could not be looked at.
+
+    Hidden files and folders (name starting with ".") and non-photo files are skipped silently.
+    Within a folder, entries come in name order, so two scans of the same tree agree.
+    """
+    root = os.fsdecode(root)
+    if not _valid_utf8(root):
+        yield ScanProblem(printable_path(root), "folder name is not valid UTF-8")
+        return
+    try:
+        st = os.stat(root)
+    except OSError as exc:
+        yield ScanProblem(root, "folder not found" if isinstance(exc, FileNotFoundError) else _reason(exc))
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        yield ScanProblem(root, "not a folder")
+        return
+    root_id = (st.st_dev, st.st_ino)
+    visited: set[_DirId] = {root_id}
+    links: deque[_Link] = deque()
+    yield from _walk(root, (root_id,), visited, links)
+    while links:
+        link = links.popleft()
+        if link.target in link.ancestors:
+            yield ScanProblem(link.path, "symlink loop")
+        elif link.target not in visited:  # else: already walked under its real path or another link
+            visited.add(link.target)
+            yield from _walk(link.path, link.ancestors + (link.target,), visited, links)
+
+
+def _walk(top: str, top_ancestors: tuple[_DirId, ...], visited: set[_DirId],
+          links: deque[_Link]) -> Iterator[FoundFile | ScanProblem]:
+    """Depth-first over real folders below `top`; linked folders are queued on `links` for later."""
+    stack: list[tuple[str, tuple[_DirId, ...]]] = [(top, top_ancestors)]
+    while stack:
+        folder, ancestors = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            yield ScanProblem(printable_path(folder), _reason(exc))
+            continue
+        subfolders: list[tuple[str, tuple[_DirId, ...]]] = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            is_link = False
+            try:
+                is_link = entry.is_symlink()
+                if not is_link and entry.is_dir(follow_symlinks=False):
+                    kind, info = "dir", entry.stat(follow_symlinks=False)
+                elif not is_link:
+                    if not is_photo_name(entry.name):
+                        continue
+                    kind, info = "file", entry.stat(follow_symlinks=False)
+                else:
+                    info = entry.stat(follow_symlinks=True)
+                    kind = "dir" if stat.S_ISDIR(info.st_mode) else "file"
+                    if kind == "file" and not is_photo_name(entry.name):
+                        continue
+            except OSError as exc:
+                if is_link and isinstance(exc, FileNotFoundError):
+                    if is_photo_name(entry.name):
+                        yield ScanProblem(printable_path(entry.path), "broken symbolic link")
+                    continue
+                yield ScanProblem(printable_path(entry.path), _reason(exc))
+                continue
+
+            if not _valid_utf8(entry.name):
+                what = "folder" if kind == "dir" else "file"
+                yield ScanProblem(printable_path(entry.path), f"{what} name is not valid UTF-8")
+                continue
+            if kind == "file":
+                if stat.S_ISREG(info.st_mode):
+                    yield FoundFile(entry.path, info.st_size, info.st_mtime_ns)
+                else:  # a FIFO or device named like a photo: reading it could block forever
+                    yield ScanProblem(entry.path, "not a regular file")
+                continue
+            dir_id = (info.st_dev, info.st_ino)
+            if is_link:
+                links.append(_Link(entry.path, dir_id, ancestors))
+            elif dir_id in ancestors:  # only a bind mount can make a real folder contain itself
+                yield ScanProblem(entry.path, "folder loop (bind mount)")
+            elif dir_id not in visited:
+                visited.add(dir_id)
+                subfolders.append((entry.path, ancestors + (dir_id,)))
+        stack.extend(reversed(subfolders))
+
+
+def content_hash(path: str | os.PathLike, size_hint: int | None = None) -> str:
+    """BLAKE2b-256 of the whole file, hex (64 characters): recognises moved, renamed and duplicate photos.
+
+    Cryptographic strength makes an accidental collision, which would merge two photos, practically impossible,
+    and BLAKE2b is as fast as MD5 on 64-bit CPUs. `size_hint` only sizes the read buffer for small files.
+    """
+    return _hash_file(path, size_hint)[0]
+
+
+def _hash_file(path: str | os.PathLike, size_hint: int | None) -> tuple[str, int]:
+    digest = hashlib.blake2b(digest_size=32)
+    # One byte more than the expected size lets a small file be read, and its end seen, in one call.
+    buffer = bytearray(CHUNK_SIZE if size_hint is None or size_hint < 0 else min(CHUNK_SIZE, size_hint + 1))
+    view = memoryview(buffer)
+    total = 0
+    with open(path, "rb", buffering=0) as file:
+        while count := file.readinto(buffer):
+            digest.update(view[:count])
+            total += count
+    return digest.hexdigest(), total
+
+
+def hash_stable(path: str | os.PathLike, size: int, mtime_ns: int) -> str:
+    """content_hash, refusing a file that differs from what the scan saw (a copy in progress, an editor saving):
+    raises FileChanged if the bytes read, the size or the modification time no longer match."""
+    digest, read = _hash_file(path, size)
+    after = os.stat(path)
+    if read != size or after.st_size != size or after.st_mtime_ns != mtime_ns:
+        raise FileChanged(path)
+    return digest
+
+
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 0x9003
+_DATETIME = 0x0132
+_EXIF_DATE = re.compile(r"\s*(\d{4})[:\-/.](\d{1,2})[:\-/.](\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+
+
+def exif_taken_at(path: str | os.PathLike) -> datetime | None:
+    """When the photo was taken, from EXIF DateTimeOriginal, else the IFD0 DateTime; None when absent or unreadable.
+
+    The result is naive (camera local time), as EXIF stores it. Broken files, placeholder dates such as
+    "0000:00:00 00:00:00" and any other garbage give None rather than an error.
+    """
+    try:
+        with Image.open(path) as image:
+            exif = image.getexif()
+            original = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)
+            fallback = exif.get(_DATETIME)
+    except Exception:  # noqa: BLE001 - any decoder failure just means "no date"
+        return None
+    return parse_exif_datetime(original) or parse_exif_datetime(fallback)
+
+
+def parse_exif_datetime(value: object) -> datetime | None:
+    """'YYYY:MM:DD HH:MM:SS' and the variants cameras and editors really write; None for anything else."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    if not isinstance(value, str):
+        return None
+    match = _EXIF_DATE.match(value.replace("\x00", ""))
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(part) if part else 0 for part in match.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second)
+    except ValueError:  # year 0, month 13, second 60...
+        return None
