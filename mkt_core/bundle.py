@@ -1,0 +1,482 @@
+"""Model bundles: the folder the app loads, with ONNX encoders for the runtime and safetensors for torch.
+
+    bundle/
+      manifest.json          format, version, kind, sizes, preprocessing, prompt, fingerprint
+      image_encoder.onnx     images [B, 3, H, W] float32 -> global [B, D] (+ local [B, N, D] for kind "mkt")
+      text_encoder.onnx      ids [L, C] int64, label_lengths [L] int64 -> embeddings [L, D], L2-normalised
+      weights.safetensors    the same weights for the torch fallback (config in the manifest)
+
+The text encoder takes the prompt's token ids laid out as `PromptLearner.tokenize` lays them out
+(`[SOT] prefix label suffix [EOT] pad`); the learned prompt (CoOp context vectors, or the tuned
+token table) is baked into the graph as constants, so the runtime needs only the tokenizer.
+A bundle's fingerprint is a sha256 over its weights and the manifest fields that change what the
+encoders compute; embeddings and scores in the app's database carry it.
+"""
+
+import hashlib
+import json
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FORMAT = "mkt-bundle"
+VERSION = 1
+MANIFEST_FILE = "manifest.json"
+IMAGE_FILE = "image_encoder.onnx"
+TEXT_FILE = "text_encoder.onnx"
+WEIGHTS_FILE = "weights.safetensors"
+OPSET = 18
+KINDS = ("mkt", "clip")
+CLIP_PROMPT_TEMPLATE = "a photo of a {}."
+# The teacher's image tower is not needed to tag photos; the torch fallback rebuilds it at random.
+_MKT_SKIPPED_PREFIX = "vlp.clip.visual."
+
+
+class BundleError(ValueError):
+    """A bundle folder that cannot be used; the message names the file and the reason."""
+
+
+# -- the prompt layout, shared by export and runtime ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """How a label becomes token ids: `[SOT] prefix label suffix [EOT]`, zero-padded to context_length."""
+
+    template: str
+    prefix_ids: tuple[int, ...]
+    suffix_ids: tuple[int, ...]
+    sot_id: int
+    eot_id: int
+    context_length: int
+
+    @property
+    def max_label_tokens(self) -> int:
+        return self.context_length - 2 - len(self.prefix_ids) - len(self.suffix_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"template": self.template, "prefix_ids": list(self.prefix_ids), "suffix_ids": list(self.suffix_ids),
+                "sot_id": self.sot_id, "eot_id": self.eot_id, "context_length": self.context_length}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PromptSpec":
+        return cls(str(data["template"]), tuple(int(i) for i in data["prefix_ids"]),
+                   tuple(int(i) for i in data["suffix_ids"]), int(data["sot_id"]), int(data["eot_id"]),
+                   int(data["context_length"]))
+
+    @classmethod
+    def from_template(cls, template: str, tokenizer, context_length: int) -> "PromptSpec":
+        prefix, suffix = template.split("{}", 1)
+        return cls(template, tuple(tokenizer.encode(prefix)) if prefix.strip() else (),
+                   tuple(tokenizer.encode(suffix)) if suffix.strip() else (),
+                   int(tokenizer.sot_token_id), int(tokenizer.eot_token_id), int(context_length))
+
+    def tokenize(self, labels: list[str], tokenizer) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [L, C] int64, label_lengths [L] int64); too long a label is cut, as in training."""
+        ids = np.zeros((len(labels), self.context_length), dtype=np.int64)
+        lengths = np.zeros(len(labels), dtype=np.int64)
+        for i, label in enumerate(labels):
+            label_ids = tokenizer.encode(label)
+            if not label_ids:
+                raise ValueError(f"label {label!r} has no text to encode")
+            if len(label_ids) > self.max_label_tokens:
+                warnings.warn(f"label {label[:60]!r} is {len(label_ids)} tokens long; only the first "
+                              f"{self.max_label_tokens} fit the text context and are used", stacklevel=2)
+                label_ids = label_ids[: self.max_label_tokens]
+            row = [self.sot_id, *self.prefix_ids, *label_ids, *self.suffix_ids, self.eot_id]
+            ids[i, : len(row)] = row
+            lengths[i] = len(label_ids)
+        return ids, lengths
+
+
+# -- the graphs that are exported -----------------------------------------------------------------
+
+
+class MKTImageGraph(nn.Module):
+    """images -> (global [B, D], local [B, N, D]): the student and its two heads."""
+
+    def __init__(self, student: nn.Module):
+        super().__init__()
+        self.student = student
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.student(images)
+
+
+class ClipImageGraph(nn.Module):
+    """images -> global [B, D], L2-normalised: CLIP zero-shot scores are cosine similarities."""
+
+    def __init__(self, clip: nn.Module):
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.clip.encode_image(images), dim=-1)
+
+
+class TextGraph(nn.Module):
+    """(ids [L, C], label_lengths [L]) -> L2-normalised label embeddings [L, D].
+
+    Computes what `PromptLearner.forward` computes, with the learned prompt as constants and
+    without Python-side indexing, so that it exports: in "context" mode the positions of the
+    template's prefix and suffix take the learned context vectors (the suffix sits after a label
+    of per-row length, hence the gather + where); in "token_table" mode every position but the
+    label's takes its embedding from the tuned table; with no prompt (CLIP) the plain token table.
+    """
+
+    def __init__(self, vlp, spec: PromptSpec, prompt: nn.Module | None = None):
+        super().__init__()
+        self.vlp = vlp
+        self.n_prefix, self.n_suffix = len(spec.prefix_ids), len(spec.suffix_ids)
+        self.mode = "plain" if prompt is None else prompt.tuning
+        if self.mode == "token_table":
+            self.register_buffer("table", prompt.token_table.weight.detach().clone())
+        if self.mode == "context":
+            self.register_buffer("ctx_prefix", prompt.ctx_prefix.detach().clone())
+            self.register_buffer("ctx_suffix", prompt.ctx_suffix.detach().clone())
+
+    def forward(self, ids: torch.Tensor, label_lengths: torch.Tensor) -> torch.Tensor:
+        embeds = self.vlp.clip.token_embedding(ids)
+        positions = torch.arange(ids.shape[1], device=ids.device)[None, :]
+        start = 1 + self.n_prefix
+        label_end = (start + label_lengths)[:, None]
+        if self.mode == "token_table":
+            is_label = (positions >= start) & (positions < label_end)
+            embeds = torch.where(is_label[..., None], embeds, F.embedding(ids, self.table.to(embeds.dtype)))
+        elif self.mode == "context":
+            if self.n_prefix:
+                in_prefix = (positions >= 1) & (positions < start)
+                prefix = self.ctx_prefix.to(embeds.dtype)[(positions - 1).clamp(0, self.n_prefix - 1)]
+                embeds = torch.where(in_prefix[..., None], prefix, embeds)
+            if self.n_suffix:
+                offset = positions - label_end
+                in_suffix = (offset >= 0) & (offset < self.n_suffix)
+                suffix = self.ctx_suffix.to(embeds.dtype)[offset.clamp(0, self.n_suffix - 1)]
+                embeds = torch.where(in_suffix[..., None], suffix, embeds)
+        eot_positions = label_end[:, 0] + self.n_suffix
+        return F.normalize(self.vlp.encode_text_embeddings(embeds, eot_positions), dim=-1)
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite: bool = False,
+                  dynamo: bool = False) -> Path:
+    """Write an MKT model as a bundle folder (see the module docstring); returns the folder.
+
+    The folder is written beside `out_dir` and renamed into place at the end, so a failed
+    export never leaves a half bundle where the app would look for one.
+    `dynamo=False` uses torch's TorchScript ONNX exporter: several times faster to export here and
+    with the same parity; `dynamo=True` the torch.export-based one.
+    """
+    from mkt_core.checkpoint import portable_config
+
+    model = model.eval()
+    spec = PromptSpec(model.config.prompt_template, tuple(model.prompt.prefix_ids), tuple(model.prompt.suffix_ids),
+                      model.prompt.sot_id, model.prompt.eot_id, model.prompt.context_length)
+    grid = list(model.student.grid_size)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(_MKT_SKIPPED_PREFIX)}
+    manifest = {
+        "format": FORMAT, "version": VERSION, "kind": "mkt", "name": name or model.config.name,
+        "embed_dim": model.config.embed_dim, "image_size": model.config.image_size,
+        "mean": list(model.config.mean), "std": list(model.config.std), "resize": "squash",
+        "patch_grid": grid, "num_patches": grid[0] * grid[1], "top_k": model.config.top_k,
+        "prompt": {**spec.to_dict(), "tuning": model.config.prompt_tuning},
+        "files": {"image_encoder": IMAGE_FILE, "text_encoder": TEXT_FILE, "weights": WEIGHTS_FILE},
+        "torch": {"config": portable_config(model).to_dict(), "vlp_mean": list(model.vlp.mean),
+                  "vlp_std": list(model.vlp.std), "skipped_prefix": _MKT_SKIPPED_PREFIX},
+    }
+    image_graph = MKTImageGraph(model.student)
+    text_graph = TextGraph(model.vlp, spec, model.prompt)
+    return _write_bundle(out_dir, manifest, state, image_graph, ["global", "local"], text_graph, spec,
+                         model.vlp.tokenizer, overwrite, dynamo)
+
+
+def export_clip_bundle(model_name: str, pretrained: str | None, out_dir: str | Path,
+                       template: str = CLIP_PROMPT_TEMPLATE, model_cfg: dict[str, Any] | None = None,
+                       overwrite: bool = False, dynamo: bool = False) -> Path:
+    """Write any open_clip CLIP as a bundle of kind "clip": global stream only, plain prompt.
+
+    `pretrained` is an open_clip tag (downloaded through open_clip where there is internet), a local
+    checkpoint file or open_clip folder, or None for random weights (tests). `model_cfg` replaces the
+    registry's config of `model_name` (custom sizes).
+    """
+    from mkt_core.config import VLPConfig
+    from mkt_core.vlp import load_vlp
+
+    if "{}" not in template:
+        raise ValueError(f"prompt template must contain '{{}}' for the label: {template!r}")
+    vlp = load_vlp(VLPConfig(model_name=model_name, pretrained=pretrained, model_cfg=model_cfg)).eval()
+    spec = PromptSpec.from_template(template, vlp.tokenizer, vlp.context_length)
+    manifest = {
+        "format": FORMAT, "version": VERSION, "kind": "clip", "name": f"{model_name}:{pretrained or 'random'}",
+        "embed_dim": vlp.embed_dim, "image_size": vlp.image_size, "mean": list(vlp.mean), "std": list(vlp.std),
+        "resize": "center_crop", "patch_grid": [0, 0], "num_patches": 0, "top_k": 0,
+        "prompt": {**spec.to_dict(), "tuning": "plain"},
+        "files": {"image_encoder": IMAGE_FILE, "text_encoder": TEXT_FILE, "weights": WEIGHTS_FILE},
+        "torch": {"model_name": model_name, "model_cfg": vlp.model_cfg},
+    }
+    state = vlp.clip.state_dict()
+    return _write_bundle(out_dir, manifest, state, ClipImageGraph(vlp.clip), ["global"], TextGraph(vlp, spec),
+                         spec, vlp.tokenizer, overwrite, dynamo)
+
+
+def _write_bundle(out_dir: str | Path, manifest: dict[str, Any], state: dict[str, torch.Tensor],
+                  image_graph: nn.Module, image_outputs: list[str], text_graph: nn.Module, spec: PromptSpec,
+                  tokenizer, overwrite: bool, dynamo: bool) -> Path:
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir}: already exists (pass overwrite=True to replace it)")
+    work = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        size = manifest["image_size"]
+        images = torch.zeros(2, 3, size, size)  # batch 2: a batch-1 example can pin the batch axis
+        _export_onnx(image_graph.eval(), (images,), work / IMAGE_FILE, ["images"], image_outputs, dynamo)
+        ids, lengths = spec.tokenize(["photo", "red car"], tokenizer)
+        _export_onnx(text_graph.eval(), (torch.from_numpy(ids), torch.from_numpy(lengths)), work / TEXT_FILE,
+                     ["ids", "label_lengths"], ["embeddings"], dynamo)
+        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        save_file(_unshare(state), str(work / WEIGHTS_FILE), metadata={"format": FORMAT})
+        manifest["fingerprint"] = fingerprint(state, manifest)
+        (work / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    work.rename(out_dir)
+    return out_dir
+
+
+def _export_onnx(graph: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+                 dynamo: bool) -> None:
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # its fused attention op has no ONNX export
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporters' deprecation and tracer chatter
+            _export_onnx_unguarded(graph, args, path, inputs, outputs, dynamo)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def _export_onnx_unguarded(graph: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+                           dynamo: bool) -> None:
+    if dynamo:
+        batch = torch.export.Dim("batch")
+        torch.onnx.export(graph, args, str(path), input_names=inputs, output_names=outputs, dynamo=True,
+                          opset_version=OPSET, dynamic_shapes=tuple({0: batch} for _ in args),
+                          external_data=False, verbose=False)
+    else:
+        axes = {name: {0: "batch"} for name in inputs + outputs}
+        torch.onnx.export(graph, args, str(path), input_names=inputs, output_names=outputs, dynamo=False,
+                          opset_version=OPSET, dynamic_axes=axes)
+
+
+def _unshare(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share memory (tied weights): give each its own copy."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in state.items():
+        ptr = value.untyped_storage().data_ptr()
+        out[key] = value.clone() if ptr in seen else value
+        seen.add(ptr)
+    return out
+
+
+_FINGERPRINT_FIELDS = ("kind", "embed_dim", "image_size", "mean", "std", "resize", "patch_grid", "top_k", "prompt")
+
+
+def fingerprint(state: dict[str, torch.Tensor], manifest: dict[str, Any]) -> str:
+    """sha256 over every weight (name, dtype, shape, bytes; in name order) and the manifest essentials."""
+    digest = hashlib.sha256()
+    essentials = {key: manifest.get(key) for key in _FINGERPRINT_FIELDS}
+    digest.update(json.dumps(essentials, sort_keys=True).encode())
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return "sha256:" + digest.hexdigest()
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Bundle:
+    """A loaded manifest plus where its files are; the encoders themselves live in `mkt_core.engine`."""
+
+    path: Path
+    manifest: dict[str, Any]
+    _tokenizer: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def kind(self) -> str:
+        return self.manifest["kind"]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", self.path.name))
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.manifest["embed_dim"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.manifest["image_size"])
+
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        return tuple(self.manifest["mean"])
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        return tuple(self.manifest["std"])
+
+    @property
+    def resize(self) -> str:
+        return self.manifest.get("resize", "squash")
+
+    @property
+    def num_patches(self) -> int:
+        return int(self.manifest["num_patches"])
+
+    @property
+    def top_k(self) -> int:
+        return int(self.manifest["top_k"])
+
+    @property
+    def prompt(self) -> PromptSpec:
+        return PromptSpec.from_dict(self.manifest["prompt"])
+
+    def file(self, role: str) -> Path:
+        return self.path / self.manifest["files"][role]
+
+    def tokenizer(self):
+        """open_clip's CLIP BPE tokenizer (its vocabulary ships with open_clip: no download); built once."""
+        if self._tokenizer is None:
+            import open_clip
+
+            self._tokenizer = open_clip.SimpleTokenizer(context_length=self.prompt.context_length)
+        return self._tokenizer
+
+    def tokenize(self, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return self.prompt.tokenize(labels, self.tokenizer())
+
+    def load_torch(self) -> "TorchModels":
+        """The torch fallback: the same encoders rebuilt from weights.safetensors (no download)."""
+        from safetensors.torch import load_file
+
+        weights = self.file("weights")
+        try:
+            state = load_file(str(weights))
+        except Exception as exc:  # noqa: BLE001 - a corrupt file: name it
+            raise BundleError(f"{weights}: cannot read weights: {exc}") from exc
+        spec, info = self.prompt, self.manifest["torch"]
+        if self.kind == "mkt":
+            from mkt_core.config import MKTConfig
+            from mkt_core.model import create_model
+
+            model = create_model(MKTConfig.from_dict(info["config"]), load_weights=False).eval()
+            model.vlp.mean, model.vlp.std = tuple(info["vlp_mean"]), tuple(info["vlp_std"])
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            missing = [k for k in missing if not k.startswith(info.get("skipped_prefix", _MKT_SKIPPED_PREFIX))]
+            if missing or unexpected:
+                raise BundleError(f"{weights}: weights do not fit the model in {self.path / MANIFEST_FILE}: "
+                                  f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+            return TorchModels(MKTImageGraph(model.student).eval(), TextGraph(model.vlp, spec, model.prompt).eval())
+        from mkt_core.config import VLPConfig
+        from mkt_core.vlp import load_vlp
+
+        vlp = load_vlp(VLPConfig(model_name=info["model_name"], pretrained=None, model_cfg=info["model_cfg"]),
+                       load_weights=False).eval()
+        try:
+            vlp.clip.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise BundleError(f"{weights}: weights do not fit the CLIP model in the manifest: {exc}") from exc
+        return TorchModels(ClipImageGraph(vlp.clip).eval(), TextGraph(vlp, spec).eval())
+
+
+@dataclass
+class TorchModels:
+    image: nn.Module
+    text: nn.Module
+
+
+_REQUIRED = {"kind": str, "embed_dim": int, "image_size": int, "mean": list, "std": list, "num_patches": int,
+             "top_k": int, "prompt": dict, "files": dict, "fingerprint": str, "torch": dict}
+
+
+def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
+    """Read and check a bundle's manifest; refuse, naming the file and the reason, what cannot be used.
+
+    `verify=True` also recomputes the fingerprint from weights.safetensors (reads every weight).
+    """
+    folder = Path(path)
+    manifest_path = folder / MANIFEST_FILE
+    if not folder.is_dir():
+        raise BundleError(f"{folder}: not a folder: a model bundle is a folder with {MANIFEST_FILE}")
+    if not manifest_path.is_file():
+        raise BundleError(f"{manifest_path}: missing: {folder} is not a model bundle")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{manifest_path}: malformed JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_path}: malformed: expected a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{manifest_path}: not a model bundle manifest (format {manifest.get('format')!r}, "
+                          f"expected {FORMAT!r})")
+    if manifest.get("version") != VERSION:
+        raise BundleError(f"{manifest_path}: bundle format version {manifest.get('version')!r}; this program reads "
+                          f"version {VERSION}. Re-export the model with this version of the program.")
+    for key, kind in _REQUIRED.items():
+        if key not in manifest:
+            raise BundleError(f"{manifest_path}: malformed: missing field {key!r}")
+        if not isinstance(manifest[key], kind) or (kind is int and isinstance(manifest[key], bool)):
+            raise BundleError(f"{manifest_path}: malformed: field {key!r} should be {kind.__name__}, "
+                              f"got {type(manifest[key]).__name__}")
+    if manifest["kind"] not in KINDS:
+        raise BundleError(f"{manifest_path}: unknown kind {manifest['kind']!r} (known: {', '.join(KINDS)})")
+    try:
+        PromptSpec.from_dict(manifest["prompt"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{manifest_path}: malformed: field 'prompt': {exc!r}") from exc
+    for role in ("image_encoder", "text_encoder", "weights"):
+        name = manifest["files"].get(role)
+        if not isinstance(name, str) or Path(name).name != name:
+            raise BundleError(f"{manifest_path}: malformed: files.{role} should be a file name, got {name!r}")
+        if not (folder / name).is_file():
+            raise BundleError(f"{folder / name}: missing (the bundle's {MANIFEST_FILE} names it as its {role})")
+    bundle = Bundle(folder, manifest)
+    if verify:
+        from safetensors.torch import load_file
+
+        actual = fingerprint(load_file(str(bundle.file("weights"))), manifest)
+        if actual != manifest["fingerprint"]:
+            raise BundleError(f"{bundle.file('weights')}: weights do not match the fingerprint in {manifest_path} "
+                              "(the file was changed or damaged)")
+    return bundle
+
+
+def cli_export(checkpoint: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+    """`mkt-train export CHECKPOINT --out DIR`: a saved checkpoint folder -> a bundle folder."""
+    from mkt_core.checkpoint import load_model
+
+    return export_bundle(load_model(checkpoint), out, overwrite=overwrite)

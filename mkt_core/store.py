@@ -1,0 +1,406 @@
+"""The embedding store: every photo's global and local embeddings, compressed, on disk, scored in one pass.
+
+A new label must be scored against every photo at once (Eq. 3: global dot + top-k mean of the
+patch dots), so the store keeps the local tokens in a form that is small *and* fast to dot with:
+
+- global embedding: float16 (D values).
+- local tokens: projected on a PCA basis of r dimensions (fitted once per store, from the first
+  photos added), each dimension scaled by its own spread and rounded to 8 bits (stored as uint8
+  with zero point 128). A patch dot is then `offset(z) + codes @ q(z)` with
+  `q = scales * (components @ z)`: one small integer matrix product, no per-patch rescale.
+  With r = 128 a photo at N = 196, D = 512 takes 26,120 bytes (limit asked: 65,536).
+
+Scoring runs as a small ONNX Runtime graph (MatMulInteger -> TopK -> ReduceMean, + the global
+dot): its uint8 x int8 kernels read the codes as they are, where numpy or torch would first
+convert every code to float; that made it 3-4x faster here (docs/performance.md). The label's
+query is rounded to 7 bits (+-63) per label, which keeps AVX2's 16-bit pair sums from saturating
+(255 x 63 x 2 < 32,767) on every CPU.
+
+Files in the store's folder:
+
+    store.json    format, version, sizes, the model fingerprint          (written once, atomically)
+    codec.npz     PCA mean, components and scales                       (written once, atomically)
+    ids.bin       int64 per photo                                        (append only)
+    global.bin    float16 [D] per photo                                  (append only)
+    local.bin     uint8 [N, r] per photo (code + 128)                    (append only)
+    count         the number of committed photos, as text                (replaced atomically)
+
+Each field has its own file so that scoring reads contiguous memory-mapped blocks. An append
+writes its rows, fsyncs the data files, then replaces `count` (write, fsync, rename, fsync the
+folder). A crash in between leaves a tail beyond `count` that is ignored on open and
+overwritten by the next append: what was committed is never lost. Ids are integers the caller
+gives (the app's photo ids); an id appended again supersedes its earlier record. One writer at a
+time (the app's indexer); any number of readers, which see new photos after `refresh()`.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "mkt-embedding-store"
+VERSION = 1
+CLIP_SIGMAS = 8.0  # codes span +-8 standard deviations of each PCA dimension; beyond that they clip
+ZERO_POINT = 128
+QUERY_LEVELS = 63  # 7-bit query: see the module docstring
+
+
+@dataclass
+class LocalCodec:
+    """PCA basis + per-dimension int8 scales for local tokens: e ~ mean + components.T @ (codes * scales)."""
+
+    mean: np.ndarray  # [D] float32
+    components: np.ndarray  # [r, D] float32, orthonormal rows
+    scales: np.ndarray  # [r] float32
+
+    @property
+    def dims(self) -> int:
+        return int(self.components.shape[0])
+
+    @classmethod
+    def fit(cls, local_emb: np.ndarray, dims: int = 128) -> "LocalCodec":
+        """Fit on local tokens `[..., D]` (a few dozen photos are plenty); dims is capped at D."""
+        x = np.asarray(local_emb, dtype=np.float32).reshape(-1, local_emb.shape[-1])
+        if len(x) < 2:
+            raise ValueError("fitting the local codec needs at least 2 local tokens")
+        dims = min(dims, x.shape[1])
+        mean = x.mean(axis=0)
+        centred = (x - mean).astype(np.float64)
+        # eigenvectors of the covariance, largest first (D x D: cheap whatever the sample size)
+        values, vectors = np.linalg.eigh(centred.T @ centred / max(1, len(x) - 1))
+        order = np.argsort(values)[::-1][:dims]
+        components = vectors[:, order].T.astype(np.float32)
+        spread = np.sqrt(np.clip(values[order], 0, None)).astype(np.float32)
+        scales = np.maximum(spread, 1e-6 * max(float(spread.max(initial=0.0)), 1e-12)) * CLIP_SIGMAS / 127.0
+        return cls(mean.astype(np.float32), np.ascontiguousarray(components), scales.astype(np.float32))
+
+    def encode(self, local_emb: np.ndarray) -> np.ndarray:
+        """`[..., D]` float -> `[..., r]` uint8 codes (value + 128)."""
+        coeffs = (np.asarray(local_emb, dtype=np.float32) - self.mean) @ self.components.T
+        return (np.clip(np.rint(coeffs / self.scales), -127, 127) + ZERO_POINT).astype(np.uint8)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """`[..., r]` uint8 -> approximate `[..., D]` float32 (for inspection; scoring never decodes)."""
+        return ((codes.astype(np.float32) - ZERO_POINT) * self.scales) @ self.components + self.mean
+
+    def query(self, label_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For labels `[L, D]`: (q int8 `[r, L]`, q_scale `[L]`, offset `[L]`) with
+        patch dot ~ ((codes - 128) @ q) * q_scale + offset."""
+        z = np.asarray(label_emb, dtype=np.float32)
+        q = (self.components @ z.T) * self.scales[:, None]
+        q_scale = np.maximum(np.abs(q).max(axis=0), 1e-30) / QUERY_LEVELS
+        return np.rint(q / q_scale).astype(np.int8), q_scale.astype(np.float32), (z @ self.mean).astype(np.float32)
+
+
+class StoreError(ValueError):
+    """A store folder that cannot be used; the message names the file and the reason."""
+
+
+class EmbeddingStore:
+    """Append-only, memory-mapped store of compressed photo embeddings for one model."""
+
+    def __init__(self, folder: Path, meta: dict, codec: LocalCodec | None, writable: bool):
+        self.folder = folder
+        self.meta = meta
+        self.codec = codec
+        self.writable = writable
+        self.embed_dim = int(meta["embed_dim"])
+        self.num_patches = int(meta["num_patches"])
+        self.top_k = int(meta["top_k"])
+        self.local_dims = int(meta["local_dims"])
+        self.fingerprint = str(meta["fingerprint"])
+        self.row_bytes = {"ids": 8, "global": 2 * self.embed_dim, "local": self.num_patches * self.local_dims}
+        if not self.num_patches:
+            del self.row_bytes["local"]
+        self._count = 0
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._global: np.ndarray | None = None
+        self._local: np.ndarray | None = None
+        self._live: np.ndarray = np.zeros(0, dtype=np.int64)
+        self._session = None  # the ONNX Runtime scoring graph, built on first use
+        self.refresh()
+
+    # -- creating and opening -----------------------------------------------------------------
+
+    @classmethod
+    def create(cls, folder: str | Path, embed_dim: int, num_patches: int, top_k: int, fingerprint: str,
+               local_dims: int = 128, codec: LocalCodec | None = None) -> "EmbeddingStore":
+        """A new, empty store. Without `codec` the first `append` fits one on its photos: give it
+        a representative first batch (a few dozen photos)."""
+        folder = Path(folder)
+        if (folder / "store.json").exists():
+            raise FileExistsError(f"{folder / 'store.json'}: a store already exists here")
+        if num_patches and top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        folder.mkdir(parents=True, exist_ok=True)
+        local_dims = min(local_dims, embed_dim) if num_patches else 0
+        meta = {"format": FORMAT, "version": VERSION, "embed_dim": embed_dim, "num_patches": num_patches,
+                "top_k": top_k, "local_dims": local_dims, "fingerprint": fingerprint}
+        for name in ("ids", "global", "local"):
+            (folder / f"{name}.bin").touch()
+        _atomic_write(folder / "count", b"0\n")
+        store = cls(folder, meta, None, writable=True)
+        if codec is not None:
+            store._set_codec(codec)
+        _atomic_write(folder / "store.json", json.dumps(meta, indent=2).encode())
+        return store
+
+    @classmethod
+    def for_bundle(cls, folder: str | Path, bundle, local_dims: int = 128) -> "EmbeddingStore":
+        """Open the store in `folder`, or create it for `bundle`; refuse one made by another model."""
+        folder = Path(folder)
+        if (folder / "store.json").exists():
+            store = cls.open(folder)
+            if store.fingerprint != bundle.fingerprint:
+                raise StoreError(f"{folder / 'store.json'}: holds embeddings of model {store.fingerprint}, "
+                                 f"not of {bundle.fingerprint}; use another folder for this model")
+            return store
+        return cls.create(folder, bundle.embed_dim, bundle.num_patches, bundle.top_k, bundle.fingerprint,
+                          local_dims=local_dims)
+
+    @classmethod
+    def open(cls, folder: str | Path, writable: bool = True) -> "EmbeddingStore":
+        folder = Path(folder)
+        path = folder / "store.json"
+        if not path.is_file():
+            raise StoreError(f"{path}: missing: {folder} is not an embedding store")
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{path}: malformed JSON: {exc}") from exc
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise StoreError(f"{path}: not an embedding store")
+        if meta.get("version") != VERSION:
+            raise StoreError(f"{path}: store version {meta.get('version')!r}; this program reads version {VERSION}")
+        codec = None
+        if (folder / "codec.npz").is_file():
+            with np.load(folder / "codec.npz") as data:
+                codec = LocalCodec(data["mean"], data["components"], data["scales"])
+        return cls(folder, meta, codec, writable)
+
+    def _set_codec(self, codec: LocalCodec) -> None:
+        if codec.dims != self.local_dims or codec.mean.shape != (self.embed_dim,):
+            raise ValueError(f"codec has {codec.dims} dims over {codec.mean.shape[0]}; the store wants "
+                             f"{self.local_dims} over {self.embed_dim}")
+        tmp = self.folder / "codec.tmp.npz"
+        np.savez(tmp, mean=codec.mean, components=codec.components, scales=codec.scales)
+        _fsync_file(tmp)
+        os.replace(tmp, self.folder / "codec.npz")
+        _fsync_dir(self.folder)
+        self.codec = codec
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Re-read the committed count (another process may have appended) and re-map the data."""
+        committed = _read_count(self.folder / "count")
+        # a count ahead of the data (cannot happen with fsync, but disks lie): trust the data
+        rows = [(self.folder / f"{name}.bin").stat().st_size // size for name, size in self.row_bytes.items()]
+        self._count = min([committed, *rows])
+        if self._count:
+            n, d, r = self._count, self.embed_dim, self.local_dims
+            self._ids = np.array(np.memmap(self.folder / "ids.bin", dtype="<i8", mode="r", shape=(n,)))
+            self._global = np.memmap(self.folder / "global.bin", dtype="<f2", mode="r", shape=(n, d))
+            if self.num_patches:
+                self._local = np.memmap(self.folder / "local.bin", dtype=np.uint8, mode="r",
+                                        shape=(n, self.num_patches, r))
+            # the last row of each id is the live one
+            _, last_from_end = np.unique(self._ids[::-1], return_index=True)
+            self._live = np.sort(n - 1 - last_from_end)
+        else:
+            self._ids, self._global, self._local = np.zeros(0, dtype=np.int64), None, None
+            self._live = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The stored photo ids, in the order of every score array this store returns."""
+        return self._ids[self._live]
+
+    def get(self, photo_id: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The stored (global [D], local [N, D] decoded from its codes) of one photo."""
+        rows = self._live[self._ids[self._live] == photo_id]
+        if len(rows) == 0:
+            raise KeyError(photo_id)
+        row = int(rows[0])
+        local = self.codec.decode(self._local[row]) if self.num_patches else None
+        return np.asarray(self._global[row], dtype=np.float32), local
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, ids: np.ndarray | list[int], global_emb: np.ndarray, local_emb: np.ndarray | None) -> None:
+        """Add photos (ids [B], global [B, D], local [B, N, D]); durable when this returns."""
+        if not self.writable:
+            raise StoreError(f"{self.folder}: opened read-only")
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        global_emb = np.asarray(global_emb, dtype=np.float32)
+        if global_emb.shape != (len(ids), self.embed_dim):
+            raise ValueError(f"global_emb must be [{len(ids)}, {self.embed_dim}], got {list(global_emb.shape)}")
+        if self.num_patches:
+            if local_emb is None or local_emb.shape != (len(ids), self.num_patches, self.embed_dim):
+                shape = None if local_emb is None else list(local_emb.shape)
+                raise ValueError(f"local_emb must be [{len(ids)}, {self.num_patches}, {self.embed_dim}], got {shape}")
+            if self.codec is None:
+                self._set_codec(LocalCodec.fit(local_emb, self.local_dims))
+        self.append_codes(ids, global_emb, self.codec.encode(local_emb) if self.num_patches else None)
+
+    def append_codes(self, ids: np.ndarray, global_emb: np.ndarray, codes: np.ndarray | None) -> None:
+        """Add photos already in stored form (global [B, D], local uint8 codes [B, N, r])."""
+        if not self.writable:
+            raise StoreError(f"{self.folder}: opened read-only")
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if not len(ids):
+            return
+        parts = {"ids": ids, "global": np.asarray(global_emb).astype("<f2")}
+        if self.num_patches:
+            if self.codec is None:
+                raise StoreError(f"{self.folder}: local codes need the store's codec; append embeddings first")
+            codes = np.asarray(codes)
+            if codes.dtype != np.uint8 or codes.shape != (len(ids), self.num_patches, self.local_dims):
+                raise ValueError(f"codes must be uint8 [{len(ids)}, {self.num_patches}, {self.local_dims}]")
+            parts["local"] = codes
+        self.refresh()  # another writer may have committed meanwhile
+        for name, rows in parts.items():
+            with open(self.folder / f"{name}.bin", "r+b") as f:
+                f.seek(self._count * self.row_bytes[name])  # over any torn tail of an interrupted append
+                f.write(np.ascontiguousarray(rows).tobytes())
+                f.truncate()
+                f.flush()
+                os.fsync(f.fileno())
+        _atomic_write(self.folder / "count", f"{self._count + len(ids)}\n".encode())
+        self.refresh()
+
+    # -- scoring ------------------------------------------------------------------------------
+
+    def score_label(self, label_emb: np.ndarray, chunk: int = 1024) -> np.ndarray:
+        """Eq. 3 scores `[n]` of one label embedding `[D]` for every stored photo (order of `ids`)."""
+        return self.score_labels(np.asarray(label_emb).reshape(1, -1), chunk)[:, 0]
+
+    def score_labels(self, label_emb: np.ndarray, chunk: int = 1024) -> np.ndarray:
+        """Eq. 3 scores `[n, L]`: global dot + mean of the top-k patch dots, from the compressed data.
+
+        Runs over the memory-mapped data in chunks of `chunk` photos, so memory stays at a few
+        tens of MB whatever the store's size.
+        """
+        z = np.asarray(label_emb, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.embed_dim:
+            raise ValueError(f"label embeddings must be [L, {self.embed_dim}], got {list(z.shape)}")
+        out = np.empty((self._count, len(z)), dtype=np.float32)
+        if not self._count:
+            return out[self._live]
+        if not self.num_patches:  # CLIP: the global stream alone
+            for start in range(0, self._count, chunk):
+                out[start:start + chunk] = self._global[start:start + chunk].astype(np.float32) @ z.T
+            return out[self._live]
+        session = self._scoring_session()
+        q, q_scale, offset = self.codec.query(z)
+        feed = {"q": q, "q_scale": q_scale, "z": np.ascontiguousarray(z.T), "offset": offset}
+        for start in range(0, self._count, chunk):
+            stop = min(start + chunk, self._count)
+            feed["codes"] = np.asarray(self._local[start:stop]).reshape(-1, self.local_dims)
+            feed["global"] = np.asarray(self._global[start:stop])
+            out[start:stop] = session.run(None, feed)[0]
+        return out[self._live]
+
+    def _scoring_session(self):
+        if self._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = _cores()
+            options.inter_op_num_threads = 1
+            graph = scoring_graph(self.num_patches, min(self.top_k, self.num_patches))
+            self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        return self._session
+
+
+def scoring_graph(num_patches: int, k: int) -> bytes:
+    """The ONNX graph of Eq. 3 on stored data: scores [B, L] from codes [B*N, r] uint8, the label's
+    7-bit query q [r, L] int8 with q_scale [L], global [B, D] float16, z [D, L] and offset [L]."""
+    from onnx import TensorProto, helper
+
+    def info(name, kind, shape):
+        return helper.make_tensor_value_info(name, kind, shape)
+
+    nodes = [
+        helper.make_node("MatMulInteger", ["codes", "q", "zero_point"], ["acc"]),  # [B*N, L] int32
+        helper.make_node("Cast", ["acc"], ["acc_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["acc_f", "q_scale"], ["dots"]),
+        helper.make_node("Shape", ["global"], ["batch"], start=0, end=1),
+        helper.make_node("Concat", ["batch", "patches_minus_one"], ["shape3"], axis=0),
+        helper.make_node("Reshape", ["dots", "shape3"], ["dots3"]),  # [B, N, L]
+        helper.make_node("TopK", ["dots3", "k"], ["top", "top_index"], axis=1, sorted=0),  # a mean needs no order
+        helper.make_node("ReduceMean", ["top", "axis1"], ["local"], keepdims=0),  # [B, L]
+        helper.make_node("Cast", ["global"], ["global_f"], to=TensorProto.FLOAT),
+        helper.make_node("MatMul", ["global_f", "z"], ["global_scores"]),
+        helper.make_node("Add", ["global_scores", "local"], ["both"]),
+        helper.make_node("Add", ["both", "offset"], ["scores"]),
+    ]
+    constants = [
+        helper.make_tensor("zero_point", TensorProto.UINT8, [], [ZERO_POINT]),
+        helper.make_tensor("patches_minus_one", TensorProto.INT64, [2], [num_patches, -1]),
+        helper.make_tensor("k", TensorProto.INT64, [1], [k]),
+        helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
+    ]
+    graph = helper.make_graph(
+        nodes, "eq3_scores",
+        [info("codes", TensorProto.UINT8, ["BN", "r"]), info("q", TensorProto.INT8, ["r", "L"]),
+         info("q_scale", TensorProto.FLOAT, ["L"]), info("global", TensorProto.FLOAT16, ["B", "D"]),
+         info("z", TensorProto.FLOAT, ["D", "L"]), info("offset", TensorProto.FLOAT, ["L"])],
+        [info("scores", TensorProto.FLOAT, ["B", "L"])], initializer=constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    return model.SerializeToString()
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def bytes_per_photo(embed_dim: int, num_patches: int, local_dims: int = 128) -> int:
+    """Disk bytes of one photo: id + float16 global + int8 local codes."""
+    return 8 + 2 * embed_dim + (num_patches * min(local_dims, embed_dim) if num_patches else 0)
+
+
+def _read_count(path: Path) -> int:
+    try:
+        return int(path.read_text(encoding="ascii").strip() or 0)
+    except FileNotFoundError:
+        return 0
+    except ValueError as exc:
+        raise StoreError(f"{path}: malformed record count") from exc
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
