@@ -81,6 +81,50 @@ def make_bundle(model: str, folder: Path) -> Path:
     return export_bundle(net, folder / "bundle")
 
 
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ranks_a, ranks_b = a.argsort().argsort(), b.argsort().argsort()
+    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
+
+
+def compare_int8(engine: Engine, paths: list[Path], batch_size: int, labels: int = 50) -> dict:
+    """Model-only speed of the int8 image encoder and how well its rankings agree with fp32.
+
+    Agreement: for random unit label vectors, Eq. 3 scores of all photos under both encoders;
+    Spearman correlation per label across photos, and the overlap of each label's top 10.
+    """
+    import torch
+
+    from mkt_core.scoring import two_stream_scores
+
+    preprocess = Preprocess.from_bundle(engine.bundle)
+    images = np.stack([preprocess(p) for p in paths])
+    int8 = Engine(engine.bundle, device="cpu", precision="int8", batch_size=batch_size)
+    speeds, embeddings = {}, {}
+    for name, eng in (("fp32", engine), ("int8", int8)):
+        eng.encode_images(images[:batch_size])
+        start = time.perf_counter()
+        embeddings[name] = eng.encode_images(images)
+        speeds[name] = len(images) / (time.perf_counter() - start)
+    z = np.random.default_rng(0).standard_normal((labels, engine.bundle.embed_dim)).astype(np.float32)
+    z = torch.from_numpy(z / np.linalg.norm(z, axis=1, keepdims=True))
+    k = max(1, engine.bundle.top_k)
+    scores = {}
+    for name, (global_emb, local_emb) in embeddings.items():
+        local = None if local_emb is None else torch.from_numpy(local_emb)
+        scores[name] = two_stream_scores(z, torch.from_numpy(global_emb), local, k,
+                                         "both" if local is not None else "global").numpy()
+    top = min(10, len(images))
+    overlap = [len(set(np.argsort(-scores["fp32"][:, j])[:top]) & set(np.argsort(-scores["int8"][:, j])[:top])) / top
+               for j in range(labels)]
+    return {"fp32_model_only_photos_per_second": round(speeds["fp32"], 2),
+            "int8_model_only_photos_per_second": round(speeds["int8"], 2),
+            "speedup": round(speeds["int8"] / speeds["fp32"], 2),
+            "spearman_mean": round(float(np.mean([spearman(scores["fp32"][:, j], scores["int8"][:, j])
+                                                  for j in range(labels)])), 4),
+            f"top{top}_overlap_mean": round(float(np.mean(overlap)), 4),
+            "note": "random-weight model and random label vectors: agreement on a trained model is unmeasured"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=["tiny", "vit-b16"], default="tiny")
@@ -93,6 +137,8 @@ def main() -> None:
                         help="decode pools to time; the first is the headline")
     parser.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"])
+    parser.add_argument("--compare-int8", action="store_true",
+                        help="also time the int8 image encoder and its ranking agreement with fp32 (CPU)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.photo_size.lower().split("x"))
     facts = machine_facts()
@@ -118,6 +164,8 @@ def main() -> None:
             engine.encode_images(batch[: min(args.batch_size, args.photos - done)])
             done += min(args.batch_size, args.photos - done)
         model_only = args.photos / (time.perf_counter() - start)
+
+        int8 = compare_int8(engine, paths, args.batch_size) if args.compare_int8 else None
 
         end_to_end = {}
         for pool in args.pools:
@@ -149,7 +197,7 @@ def main() -> None:
             "model_only_photos_per_second": round(model_only, 2),
             "ratio": round(head["photos_per_second"] / model_only, 3),
             "by_pool": end_to_end, "device": engine.device_description(),
-            "generate_seconds": round(generate_seconds, 1), **facts,
+            "int8": int8, "generate_seconds": round(generate_seconds, 1), **facts,
             "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         }
     print(json.dumps(result, indent=2))

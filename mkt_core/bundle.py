@@ -178,7 +178,6 @@ def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite
     """
     from mkt_core.checkpoint import portable_config
 
-    model = model.eval()
     spec = PromptSpec(model.config.prompt_template, tuple(model.prompt.prefix_ids), tuple(model.prompt.suffix_ids),
                       model.prompt.sot_id, model.prompt.eot_id, model.prompt.context_length)
     grid = list(model.student.grid_size)
@@ -193,10 +192,13 @@ def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite
         "torch": {"config": portable_config(model).to_dict(), "vlp_mean": list(model.vlp.mean),
                   "vlp_std": list(model.vlp.std), "skipped_prefix": _MKT_SKIPPED_PREFIX},
     }
-    image_graph = MKTImageGraph(model.student)
-    text_graph = TextGraph(model.vlp, spec, model.prompt)
-    return _write_bundle(out_dir, manifest, state, image_graph, ["global", "local"], text_graph, spec,
-                         model.vlp.tokenizer, overwrite, dynamo)
+    was_training = model.training
+    model.eval()
+    try:
+        return _write_bundle(out_dir, manifest, state, MKTImageGraph(model.student), ["global", "local"],
+                             TextGraph(model.vlp, spec, model.prompt), spec, model.vlp.tokenizer, overwrite, dynamo)
+    finally:
+        model.train(was_training)
 
 
 def export_clip_bundle(model_name: str, pretrained: str | None, out_dir: str | Path,
@@ -241,11 +243,12 @@ def _write_bundle(out_dir: str | Path, manifest: dict[str, Any], state: dict[str
     work.mkdir(parents=True)
     try:
         size = manifest["image_size"]
-        images = torch.zeros(2, 3, size, size)  # batch 2: a batch-1 example can pin the batch axis
+        device = next(image_graph.parameters()).device
+        images = torch.zeros(2, 3, size, size, device=device)  # batch 2: a batch-1 example can pin the batch axis
         _export_onnx(image_graph.eval(), (images,), work / IMAGE_FILE, ["images"], image_outputs, dynamo)
-        ids, lengths = spec.tokenize(["photo", "red car"], tokenizer)
-        _export_onnx(text_graph.eval(), (torch.from_numpy(ids), torch.from_numpy(lengths)), work / TEXT_FILE,
-                     ["ids", "label_lengths"], ["embeddings"], dynamo)
+        ids, lengths = (torch.from_numpy(a).to(device) for a in spec.tokenize(["photo", "red car"], tokenizer))
+        _export_onnx(text_graph.eval(), (ids, lengths), work / TEXT_FILE, ["ids", "label_lengths"], ["embeddings"],
+                     dynamo)
         state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         save_file(_unshare(state), str(work / WEIGHTS_FILE), metadata={"format": FORMAT})
         manifest["fingerprint"] = fingerprint(state, manifest)

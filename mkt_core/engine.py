@@ -46,7 +46,7 @@ class Engine:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.threads = threads or cpu_count()
         self.batch_size = batch_size
-        self.backend = "onnx" if backend == "auto" else backend
+        self.backend = ("onnx" if _has_onnxruntime() else "torch") if backend == "auto" else backend
         self._text = None
         if self.backend == "onnx":
             self._init_onnx(device, precision)
@@ -62,7 +62,10 @@ class Engine:
         self.device = "cpu"
         self.precision = "fp32"
         self._image = None
-        wants_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
+        if device == "cuda" and precision == "int8":
+            raise ValueError("precision 'int8' is the CPU's option; on CUDA use 'fp16' or 'fp32'")
+        wants_cuda = (device in ("auto", "cuda") and precision != "int8"  # int8 is the CPU's option
+                      and "CUDAExecutionProvider" in ort.get_available_providers())
         if wants_cuda:
             self._image, self.precision = self._cuda_image_session(precision)
             if self._image is not None:
@@ -100,7 +103,10 @@ class Engine:
             except Exception:  # noqa: BLE001 - no fp16 here: fall back to fp32 on the same device
                 if precision == "fp16":
                     raise
-        session = self._session(path, providers)
+        try:
+            session = self._session(path, providers)
+        except BundleError:  # the CUDA provider failed to start: the caller falls back to the CPU
+            return None, "fp32"
         if "CUDAExecutionProvider" in session.get_providers():
             return session, "fp32"
         return None, "fp32"
@@ -220,6 +226,14 @@ def half_precision_model(onnx_path: str | Path) -> bytes:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     return convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True).SerializeToString()
+
+
+def _has_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _gpu_name() -> str:

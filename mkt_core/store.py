@@ -230,6 +230,12 @@ class EmbeddingStore:
         local = self.codec.decode(self._local[row]) if self.num_patches else None
         return np.asarray(self._global[row], dtype=np.float32), local
 
+    def global_embeddings(self) -> np.ndarray:
+        """Every photo's global embedding `[n, D]` as float32, in the order of `ids` ("more like this")."""
+        if self._global is None:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.asarray(self._global[self._live], dtype=np.float32)
+
     # -- writing ------------------------------------------------------------------------------
 
     def append(self, ids: np.ndarray | list[int], global_emb: np.ndarray, local_emb: np.ndarray | None) -> None:

@@ -141,6 +141,14 @@ def cmd_label_embeddings(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from mkt_core.bundle import cli_export
+
+    folder = cli_export(args.checkpoint, args.out, overwrite=args.overwrite)
+    print(f"wrote {folder}")
+    return 0
+
+
 def cmd_presets(args) -> int:
     from mkt_core.config import get_preset, list_presets
 
@@ -184,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .safetensors file")
     p.set_defaults(func=cmd_label_embeddings)
 
+    p = sub.add_parser("export", help="export a checkpoint as a model bundle for the app (ONNX + safetensors)")
+    p.add_argument("checkpoint", help="checkpoint folder (model.safetensors + config.json)")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("presets", help="list the model presets")
     p.set_defaults(func=cmd_presets)
     return parser
@@ -194,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         print(f"mkt-train {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -273,3 +273,13 @@ def test_killed_indexing_loses_nothing_committed_and_a_rerun_completes(tmp_path,
     assert counts["unchanged"] >= committed and counts["indexed"] + counts["unchanged"] == 160
     lib = Library(db_path=db, model=tiny_bundle)
     assert lib.photo_count() == 160 and len(lib.store) == 160
+
+
+def test_more_like_this_ranks_a_duplicate_first(tmp_path, tiny_bundle):
+    photos = tmp_path / "photos"
+    make_folder(photos)
+    _photo(photos / "a-again.png", 1)  # the same pixels as a.jpg, another file
+    lib = open_library(tmp_path, tiny_bundle)
+    lib.index([photos])
+    hits = lib.similar(photos / "a.jpg", limit=3)
+    assert Path(hits[0].path).name == "a-again.png" and hits[0].score > hits[1].score

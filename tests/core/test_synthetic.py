@@ -1,0 +1,182 @@
+"""The synthetic world draws what it says, splits labels cleanly, and its teacher loads like any CLIP."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from PIL import Image
+
+from mkt_core.config import VLPConfig
+from mkt_core.synthetic.pretrain import (
+    PretrainConfig,
+    contrastive_loss,
+    hard_negative,
+    run_pretrain,
+    sample_mentions,
+)
+from mkt_core.synthetic.world import (
+    COLOURS,
+    SEEN,
+    UNSEEN_CATEGORY,
+    UNSEEN_COMPOSITION,
+    WorldSpec,
+    caption_dataset,
+    generate_batch,
+    generate_scene,
+    mkt_test_set,
+    mkt_train_set,
+    scene_seed,
+    write_demo_photos,
+    write_multilabel_set,
+)
+from mkt_core.vlp import load_vlp
+
+TEACHER = Path(__file__).resolve().parents[2] / "assets" / "toy-teacher"
+SMALL = WorldSpec(image_size=48)
+
+
+def test_same_seed_same_scene_and_batches_do_not_matter():
+    a = generate_scene(scene_seed(7, "caption", 3), SMALL)
+    b = generate_scene(scene_seed(7, "caption", 3), SMALL)
+    assert a.image.tobytes() == b.image.tobytes()
+    assert a.labels == b.labels and a.caption == b.caption and a.objects == b.objects
+    other = generate_scene(scene_seed(8, "caption", 3), SMALL)
+    assert other.image.tobytes() != a.image.tobytes()
+    # scene 3 of a batch is the scene drawn alone, whatever the batch started at
+    batch = generate_batch(3, seed=7, world=SMALL, stream="caption", start=1)
+    assert batch.images[2].tobytes() == a.image.tobytes() and batch.captions[2] == a.caption
+
+
+def test_a_single_object_scene_is_labelled_with_its_colour_and_shape():
+    scene = generate_scene(1, WorldSpec(image_size=64), objects=[("red", "star")])
+    assert scene.labels == ["red star"] and scene.caption == "a red star"
+    pixels = np.asarray(scene.image).reshape(-1, 3).astype(int)
+    red = np.abs(pixels - np.array(COLOURS["red"])).max(axis=1) < 60
+    assert red.sum() > 50  # the star is drawn, in red
+
+
+def test_captions_name_every_object_and_labels_are_distinct():
+    for i in range(30):
+        scene = generate_scene(i, SMALL)
+        assert 1 <= len(scene.labels) <= SMALL.max_objects
+        assert len(set(scene.labels)) == len(scene.labels)
+        for label in scene.labels:
+            colour, shape = label.split(" ")
+            assert f"{colour} {shape}" in scene.caption
+        assert all(o.visible >= SMALL.min_visible for o in scene.objects)
+    assert generate_scene(0, SMALL, objects=[("orange", "ring"), ("blue", "moon")]).caption == \
+        "an orange ring and a blue moon"
+
+
+def test_split_is_disjoint_and_complete():
+    world = WorldSpec()
+    seen, category, composition = world.seen_labels, world.unseen_category_labels, world.unseen_composition_labels
+    assert len(world.colours) >= 8 and len(world.shapes) >= 8
+    assert set(seen).isdisjoint(category) and set(seen).isdisjoint(composition)
+    assert set(category).isdisjoint(composition)
+    assert sorted(seen + category + composition) == sorted(world.compositions)
+    assert world.labels == seen + category + composition
+    assert {x.split(" ")[1] for x in category} == set(world.unseen_shapes)
+    for label in composition:  # its colour and its shape are each seen, never together
+        colour, shape = label.split(" ")
+        assert any(x.startswith(colour + " ") for x in seen) and any(x.endswith(" " + shape) for x in seen)
+    assert [world.label_kind(x) for x in (seen[0], category[0], composition[0])] == \
+        [SEEN, UNSEEN_CATEGORY, UNSEEN_COMPOSITION]
+    assert WorldSpec.from_dict(world.to_dict()) == world
+    with pytest.raises(ValueError, match="unseen category"):
+        WorldSpec(unseen_compositions=("red moon",))
+
+
+def test_training_targets_never_name_unseen_labels_but_captions_do():
+    world = WorldSpec(image_size=48)
+    train = mkt_train_set(200, seed=0, world=world)
+    assert train.labels == world.seen_labels and set(train.kinds) == {SEEN}
+    drawn = {o.label for objs in train.objects for o in objs}
+    assert drawn & set(world.unseen_labels)  # unseen things are in the images ...
+    for i, objs in enumerate(train.objects):  # ... and targets are exactly the seen ones drawn
+        positives = {train.labels[j] for j in np.flatnonzero(train.targets[i] == 1)}
+        assert positives == {o.label for o in objs} - set(world.unseen_labels)
+    captions = " ".join(caption_dataset(200, seed=0, world=world).captions)
+    assert all(shape in captions for shape in world.unseen_shapes)
+
+    test = mkt_test_set(100, seed=0, world=world)
+    assert test.labels == world.labels and test.targets.shape == (100, len(world.labels))
+    assert test.unseen_indices == list(range(len(world.seen_labels), len(world.labels)))
+    assert [test.kinds[j] for j in test.indices(UNSEEN_CATEGORY)] == [UNSEEN_CATEGORY] * 16
+    assert not np.array_equal(test.images[:10], train.images[:10])  # different streams of one seed
+
+
+def test_demo_photos_and_sets_are_written_with_their_csv(tmp_path):
+    csv_path = write_demo_photos(tmp_path / "demo", count=5, seed=3, world=SMALL)
+    rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
+    assert len(rows) == 5
+    for row in rows:
+        with Image.open(csv_path.parent / row["path"]) as image:
+            assert image.format == "JPEG" and image.size == (48, 48)
+        assert row["labels"] and all(len(x.split(" ")) == 2 for x in row["labels"].split("|"))
+    test = mkt_test_set(4, seed=0, world=SMALL)
+    annotations = write_multilabel_set(test, tmp_path / "test")
+    rows = list(csv.DictReader(annotations.open(encoding="utf-8")))
+    assert [set(r["labels"].split("|")) for r in rows] == [{o.label for o in objs} for objs in test.objects]
+    assert all((tmp_path / "test" / r["path"]).is_file() for r in rows)
+    kinds = [line.split("\t")[1] for line in (tmp_path / "test" / "labels.tsv").read_text().splitlines()]
+    assert kinds == test.kinds
+
+
+def test_hard_negatives_are_false_of_the_scene_and_use_what_it_shows():
+    world = WorldSpec()
+    rng = np.random.default_rng(0)
+    present = {("red", "star"), ("blue", "circle")}
+    for _ in range(20):
+        negative = hard_negative([("red", "star"), ("blue", "circle")], present, world, rng)
+        assert not set(negative) <= present
+        assert {c for c, _ in negative} <= {"red", "blue"} and {s for _, s in negative} <= {"star", "circle"}
+    assert not set(hard_negative([("red", "star")], {("red", "star")}, world, rng)) <= {("red", "star")}
+    scene = generate_scene(5, world, objects=[("red", "star"), ("blue", "circle"), ("white", "ring")])
+    named = sample_mentions(scene.objects, rng, partial=1.0)
+    assert 1 <= len(named) < 3 and set(named) <= {(o.colour, o.shape) for o in scene.objects}
+
+
+def test_contrastive_loss_ignores_known_false_negatives():
+    image = torch.nn.functional.normalize(torch.randn(2, 8), dim=1)
+    text = torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
+    scale = torch.tensor(2.0)
+    plain = torch.eye(3, 2)
+    masked = plain.clone()
+    masked[1, 0] = 1  # caption 1 is also true of image 0
+    assert not torch.isclose(contrastive_loss(image, text, scale, plain), contrastive_loss(image, text, scale, masked))
+    assert torch.isfinite(contrastive_loss(image, text, scale, masked))
+
+
+def test_a_tiny_pretraining_run_writes_an_open_clip_folder(tmp_path):
+    config = PretrainConfig(preset="tiny", image_size=48, steps=3, batch_size=8, pool=16, warmup_steps=1,
+                            out=str(tmp_path / "teacher"), eval_every=0, eval_scenes=8, threads=1, seed=1)
+    folder = run_pretrain(config, log=lambda message: None)
+    files = {p.name for p in folder.iterdir()}
+    assert {"open_clip_config.json", "open_clip_model.safetensors", "teacher_eval.json"} <= files
+    saved = json.loads((folder / "open_clip_config.json").read_text())
+    assert saved["model_cfg"]["vision_cfg"]["image_size"] == 48 and set(saved["preprocess_cfg"]) >= {"mean", "std"}
+    vlp = load_vlp(VLPConfig(model_name="toy", pretrained=str(folder)))
+    reference = open_clip.create_model(f"local-dir:{folder}")
+    images = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(vlp.encode_image(images), reference.eval().encode_image(images), atol=1e-5)
+    result = json.loads((folder / "teacher_eval.json").read_text())
+    assert 0 <= result["map"] <= 1 and 0 <= result["single_top1"] <= 1
+
+
+@pytest.mark.skipif(not (TEACHER / "open_clip_config.json").is_file(), reason="no shipped toy teacher")
+def test_the_shipped_teacher_loads_and_embeds():
+    vlp = load_vlp(VLPConfig(model_name="toy", pretrained=str(TEACHER)))
+    size, dim = vlp.image_size, vlp.embed_dim
+    tokens = vlp.tokenizer(["There is a red star in the scene", "There is a blue moon in the scene"])
+    with torch.no_grad():
+        text = vlp.clip.encode_text(tokens)
+        image = vlp.encode_image(torch.zeros(2, 3, size, size))
+    assert text.shape == (2, dim) and image.shape == (2, dim)
+    assert torch.isfinite(text).all() and torch.isfinite(image).all()
+    assert json.loads((TEACHER / "teacher_eval.json").read_text())["single_shape_top1"] > 0
