@@ -83,8 +83,8 @@ def make_bad_files(folder: Path) -> dict[str, str]:
     with open(bad_name, "wb") as handle:
         handle.write(_photo(folder / "tmp.jpg", 10).read_bytes())
     (folder / "tmp.jpg").unlink()
-    return {"truncated.jpg": "", "empty.jpg": "", "notes.jpg": "", "bomb.png": "", "loop": "symlink",
-            "bad-": "UTF-8"}
+    return {"truncated.jpg": "truncated", "empty.jpg": "zero bytes", "notes.jpg": "not", "bomb.png": "bomb",
+            "loop": "symlink loop", "bad-": "UTF-8"}
 
 
 def open_library(tmp_path: Path, bundle: str) -> Library:
@@ -283,3 +283,32 @@ def test_more_like_this_ranks_a_duplicate_first(tmp_path, tiny_bundle):
     lib.index([photos])
     hits = lib.similar(photos / "a.jpg", limit=3)
     assert Path(hits[0].path).name == "a-again.png" and hits[0].score > hits[1].score
+
+
+def test_a_file_changing_or_unreadable_while_indexed_is_listed_and_the_rest_indexed(tmp_path, tiny_bundle,
+                                                                                     monkeypatch):
+    """Root reads every file and writes race: the two failures are injected at the hashing step."""
+    from mkt_desktop.library import indexer
+    from mkt_desktop.library.scanner import FileChanged
+
+    photos = tmp_path / "photos"
+    make_folder(photos)
+    real = indexer.hash_stable
+
+    def flaky(path, size, mtime_ns):
+        if path.endswith("a.jpg"):
+            raise FileChanged(path)
+        if path.endswith("b.png"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, size, mtime_ns)
+
+    monkeypatch.setattr(indexer, "hash_stable", flaky)
+    lib = open_library(tmp_path, tiny_bundle)
+    report = lib.index([photos])
+    assert report.indexed == 5 and report.failed == 2
+    reasons = {Path(p).name: r for p, r in lib.failures()}
+    assert reasons == {"a.jpg": "the file changed while being read", "b.png": "permission denied"}
+    monkeypatch.setattr(indexer, "hash_stable", real)
+    _photo(photos / "a.jpg", 1)  # rewritten: a new mtime, so the next run reads it again
+    assert lib.index().indexed == 1
+    assert "a.jpg" not in {Path(p).name for p, _ in lib.failures()}
