@@ -1,10 +1,10 @@
-# The two commands a person needs: `make test` and (once the app lands) `make run`.
+# The two commands a person needs: `make test` and `make run`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint venv clean
+.PHONY: test run lint venv clean
 
 venv: $(STAMP)
 
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+run: $(STAMP)
+	$(BIN)/mkt-desktop
 
 lint: $(STAMP)
 	$(BIN)/ruff check mkt_core trainer mkt_desktop tests benchmarks

@@ -1,0 +1,325 @@
+"""The main window: folders on the left, the photo grid in the centre, search on top, labels on the right.
+
+Every library call runs on the `LibraryRunner` thread; the window only reacts to the signals that come back.
+"""
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mkt_desktop.library.indexer import IndexReport, Progress
+from mkt_desktop.library.library import LabelInfo, Library, SearchHit
+from mkt_desktop.library.model_source import ModelUnavailable
+from mkt_desktop.ui.photo_grid import GridItem, PhotoGrid, PhotoModel
+from mkt_desktop.ui.workers import CancelFlag, LibraryRunner
+
+SEARCH_DELAY_MS = 250
+SEARCH_LIMIT = 500
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class MainWindow(QMainWindow):
+    """The photo tagger's window over one `Library`."""
+
+    indexing_finished = Signal(object)  # the IndexReport, or the exception
+    search_finished = Signal(str)  # the text the grid now shows results for
+
+    def __init__(self, library: Library, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.library = library
+        self.runner = LibraryRunner(self)
+        self.cancel_flag = CancelFlag()
+        self.indexing = False
+        self._search_generation = 0
+        self.setWindowTitle("MKT Photo Tagger")
+        self.resize(1100, 700)
+        self._build()
+        self._build_actions()
+        self.refresh_folders()
+        self.refresh_photos()
+        self.refresh_labels()
+        self.runner.submit(self.library.device_description, on_done=self._show_device, on_error=self._job_failed)
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.search_box = QLineEdit()
+        self.search_box.setPlaceholderText("Search photos by any words; Enter saves them as a label")
+        self.search_box.setClearButtonEnabled(True)
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background: #fde2e1; color: #8a1f11; padding: 6px; border: 1px solid #e0a49c;")
+        self.banner.hide()
+
+        self.folder_list = QListWidget()
+        self.add_folder_button = QPushButton("Add folder…")
+        self.rescan_button = QPushButton("Rescan")
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(QLabel("Folders"))
+        left_layout.addWidget(self.folder_list)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_folder_button)
+        buttons.addWidget(self.rescan_button)
+        left_layout.addLayout(buttons)
+
+        self.photo_model = PhotoModel(self)
+        self.grid = PhotoGrid()
+        self.grid.setModel(self.photo_model)
+
+        self.label_list = QListWidget()
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(QLabel("Labels (photos above threshold)"))
+        right_layout.addWidget(self.label_list)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(self.grid)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([220, 660, 220])
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.search_box)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+
+        self.device_label = QLabel("Loading the model…")
+        self.progress_label = QLabel()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(200)
+        self.cancel_button = QPushButton("Cancel")
+        for widget in (self.progress_label, self.progress_bar, self.cancel_button):
+            widget.hide()
+        status = self.statusBar()
+        status.addPermanentWidget(self.progress_label)
+        status.addPermanentWidget(self.progress_bar)
+        status.addPermanentWidget(self.cancel_button)
+        status.addPermanentWidget(self.device_label)
+
+        self.search_timer = QTimer(self)
+        self.search_timer.setSingleShot(True)
+        self.search_timer.setInterval(SEARCH_DELAY_MS)
+        self.search_timer.timeout.connect(self.run_search)
+        self.search_box.textChanged.connect(lambda _text: self.search_timer.start())
+        self.search_box.returnPressed.connect(self.save_label)
+        self.add_folder_button.clicked.connect(self.choose_folder)
+        self.rescan_button.clicked.connect(self.start_indexing)
+        self.cancel_button.clicked.connect(self.cancel_indexing)
+        self.grid.accept_requested.connect(lambda: self.tag_selected("accepted"))
+        self.grid.reject_requested.connect(lambda: self.tag_selected("rejected"))
+
+    def _build_actions(self) -> None:
+        self.export_action = QAction("Export XMP sidecars", self)
+        self.export_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.export_action.triggered.connect(self.export_xmp)
+        self.addAction(self.export_action)
+        menu = self.menuBar().addMenu("&Library")
+        add = menu.addAction("Add folder…")
+        add.triggered.connect(self.choose_folder)
+        rescan = menu.addAction("Rescan")
+        rescan.triggered.connect(self.start_indexing)
+        menu.addAction(self.export_action)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def show_banner(self, text: str) -> None:
+        self.banner.setText(text)
+        self.banner.show()
+
+    def _job_failed(self, exc: Exception) -> None:
+        if isinstance(exc, ModelUnavailable):
+            self.device_label.setText("No model")
+            self.show_banner(f"The model cannot be loaded: {exc}")
+        else:
+            self.statusBar().showMessage(f"Error: {exc}", 10000)
+
+    def _show_device(self, description: str) -> None:
+        self.device_label.setText(description)
+
+    # -- folders and indexing -----------------------------------------------------------------
+
+    def refresh_folders(self) -> None:
+        self.folder_list.clear()
+        self.folder_list.addItems(self.library.folders())
+
+    def choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Add a photo folder")
+        if path:
+            self.add_folder(path)
+
+    def add_folder(self, path: str, index: bool = True) -> None:
+        """Add a folder to the library (a quick database write) and index it."""
+        try:
+            self.library.add_folder(path)
+        except OSError as exc:
+            self.statusBar().showMessage(str(exc), 10000)
+            return
+        self.refresh_folders()
+        if index:
+            self.start_indexing()
+
+    def start_indexing(self) -> None:
+        if self.indexing:
+            return
+        self.indexing = True
+        self.cancel_flag.clear()
+        self.rescan_button.setEnabled(False)
+        self.progress_label.setText("Scanning…")
+        self.progress_bar.setRange(0, 0)
+        for widget in (self.progress_label, self.progress_bar, self.cancel_button):
+            widget.show()
+        self.cancel_button.setEnabled(True)
+        self.runner.submit(self.library.index, cancel=self.cancel_flag, on_progress=self._index_progress,
+                           on_done=self._index_done, on_error=self._index_failed)
+
+    def cancel_indexing(self) -> None:
+        self.cancel_flag.set()
+        self.cancel_button.setEnabled(False)
+        self.progress_label.setText("Cancelling…")
+
+    def _index_progress(self, progress: Progress) -> None:
+        self.progress_bar.setRange(0, max(progress.total, 1))
+        self.progress_bar.setValue(progress.done)
+        self.progress_label.setText(f"Indexing {progress.done}/{progress.total} · {progress.rate:.1f} photos/s"
+                                    f" · ETA {_eta(progress.eta_seconds)}")
+
+    def _end_indexing(self) -> None:
+        self.indexing = False
+        self.rescan_button.setEnabled(True)
+        for widget in (self.progress_label, self.progress_bar, self.cancel_button):
+            widget.hide()
+
+    def _index_done(self, report: IndexReport) -> None:
+        self._end_indexing()
+        counts = ", ".join(f"{n} {what}" for what, n in report.counts().items() if n)
+        prefix = "Indexing cancelled" if report.cancelled else "Indexed"
+        self.statusBar().showMessage(f"{prefix}: {counts or 'nothing new'}", 10000)
+        self.refresh_photos()
+        self.refresh_labels()
+        self.indexing_finished.emit(report)
+
+    def _index_failed(self, exc: Exception) -> None:
+        self._end_indexing()
+        self._job_failed(exc)
+        self.indexing_finished.emit(exc)
+
+    # -- the grid and search ------------------------------------------------------------------
+
+    def refresh_photos(self) -> None:
+        """Re-run the current search, or list all photos when there is none."""
+        self.search_timer.stop()
+        self.run_search()
+
+    def run_search(self) -> None:
+        text = self.search_box.text().strip()
+        self._search_generation += 1
+        generation = self._search_generation
+        if not text:
+            self.runner.submit(self.library.photos, on_error=self._job_failed,
+                               on_done=lambda rows: self._show_all(generation, rows))
+            return
+        self.runner.submit(self.library.search, text, SEARCH_LIMIT, on_error=self._job_failed,
+                           on_done=lambda result: self._show_hits(generation, text, result))
+
+    def _show_all(self, generation: int, rows: list[tuple[int, str]]) -> None:
+        if generation == self._search_generation:
+            self.photo_model.set_items([GridItem(photo_id, path) for photo_id, path in rows])
+            self.search_finished.emit("")
+
+    def _show_hits(self, generation: int, text: str, result: tuple[list[SearchHit], float | None]) -> None:
+        if generation != self._search_generation:
+            return  # a newer search is on its way
+        hits, threshold = result
+        self.photo_model.set_items([GridItem(h.photo_id, h.path, h.score) for h in hits], threshold)
+        above = sum(self.photo_model.is_above(item) for item in self.photo_model.items)
+        self.statusBar().showMessage(f"{len(hits)} photos for {text!r}, {above} above the threshold", 5000)
+        self.search_finished.emit(text)
+
+    # -- labels and tags ----------------------------------------------------------------------
+
+    def refresh_labels(self) -> None:
+        self.runner.submit(self.library.labels, on_done=self._show_labels, on_error=self._job_failed)
+
+    def _show_labels(self, labels: list[LabelInfo]) -> None:
+        self.label_list.clear()
+        for info in labels:
+            self.label_list.addItem(f"{info.text} ({info.above_threshold})")
+            self.label_list.item(self.label_list.count() - 1).setData(Qt.ItemDataRole.UserRole, info.text)
+
+    def label_texts(self) -> list[str]:
+        return [self.label_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.label_list.count())]
+
+    def save_label(self) -> None:
+        text = self.search_box.text().strip()
+        if not text:
+            return
+        self.runner.submit(self.library.add_label, text, on_error=self._job_failed,
+                           on_done=lambda _id: self._label_saved(text))
+
+    def _label_saved(self, text: str) -> None:
+        self.statusBar().showMessage(f"Saved the label {text!r}", 5000)
+        self.refresh_labels()
+
+    def tag_selected(self, status: str) -> None:
+        """Accept or reject the search text as a tag on the selected photos."""
+        text = self.search_box.text().strip()
+        photo_ids = self.grid.selected_photo_ids()
+        if not text or not photo_ids:
+            self.statusBar().showMessage("Type a label and select photos to tag them", 5000)
+            return
+
+        def tag_all() -> int:
+            for photo_id in photo_ids:
+                self.library.set_tag(photo_id, text, status)
+            return len(photo_ids)
+
+        self.runner.submit(tag_all, on_error=self._job_failed, on_done=lambda n: self._tagged(text, status, n))
+
+    def _tagged(self, text: str, status: str, count: int) -> None:
+        self.statusBar().showMessage(f"{text!r} {status} on {count} photo(s)", 5000)
+        self.refresh_labels()
+
+    def export_xmp(self) -> None:
+        self.statusBar().showMessage("Exporting XMP sidecars…")
+        self.runner.submit(self.library.export_xmp, on_done=self._exported, on_error=self._job_failed)
+
+    def _exported(self, result: tuple[int, list[tuple[str, str]]]) -> None:
+        written, problems = result
+        message = f"Wrote {written} XMP sidecar(s)"
+        if problems:
+            message += f"; {len(problems)} problem(s), first: {problems[0][0]}: {problems[0][1]}"
+        self.statusBar().showMessage(message, 10000)
+
+    # -- closing ------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop indexing at the next batch and wait for the background work before the window goes."""
+        self.cancel_flag.set()
+        self.search_timer.stop()
+        self.runner.wait()
+        self.photo_model.wait()
+        super().closeEvent(event)

@@ -1,0 +1,163 @@
+"""The photo grid: a list model of (photo_id, path, score) with thumbnails loaded lazily off the UI thread."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRunnable,
+    QSize,
+    Qt,
+    QThreadPool,
+    Signal,
+)
+from PySide6.QtGui import QColor, QImage, QImageReader, QKeyEvent, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QListView
+
+THUMB_SIZE = 128
+
+
+@dataclass
+class GridItem:
+    photo_id: int
+    path: str
+    score: float | None = None
+
+
+class ThumbnailSignals(QObject):
+    loaded = Signal(str, QImage)
+
+
+class ThumbnailJob(QRunnable):
+    """Reads one photo scaled down to a thumbnail (QImageReader decodes at reduced size where it can)."""
+
+    def __init__(self, path: str, signals: ThumbnailSignals, size: int = THUMB_SIZE):
+        super().__init__()
+        self.path, self.signals, self.size = path, signals, size
+
+    def run(self) -> None:
+        reader = QImageReader(self.path)
+        reader.setAutoTransform(True)
+        original = reader.size()
+        if original.isValid():
+            reader.setScaledSize(original.scaled(self.size, self.size, Qt.AspectRatioMode.KeepAspectRatio))
+        image = reader.read()
+        if image.isNull():
+            image = QImage()
+        self.signals.loaded.emit(self.path, image)
+
+
+class PhotoModel(QAbstractListModel):
+    """Rows of photos, best first when they come from a search; marks those at or above the threshold."""
+
+    PhotoIdRole = Qt.ItemDataRole.UserRole + 1
+    ScoreRole = Qt.ItemDataRole.UserRole + 2
+    PathRole = Qt.ItemDataRole.UserRole + 3
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.items: list[GridItem] = []
+        self.threshold: float | None = None
+        self._thumbs: dict[str, QPixmap] = {}
+        self._pending: set[str] = set()
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(2)
+        self._signals = ThumbnailSignals(self)
+        self._signals.loaded.connect(self._thumbnail_loaded)
+        self._placeholder = QPixmap(THUMB_SIZE, THUMB_SIZE)
+        self._placeholder.fill(QColor("#d0d0d0"))
+
+    def set_items(self, items: list[GridItem], threshold: float | None = None) -> None:
+        self.beginResetModel()
+        self.items = list(items)
+        self.threshold = threshold
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.items)
+
+    def is_above(self, item: GridItem) -> bool:
+        return item.score is not None and self.threshold is not None and item.score >= self.threshold
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self.items):
+            return None
+        item = self.items[index.row()]
+        name = Path(item.path).name
+        if role == Qt.ItemDataRole.DisplayRole:
+            if item.score is None:
+                return name
+            return f"{'★ ' if self.is_above(item) else ''}{item.score:.3f}\n{name}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            lines = [item.path]
+            if item.score is not None:
+                lines.append(f"score {item.score:.4f}")
+            if self.threshold is not None:
+                lines.append(f"threshold {self.threshold:.4f} — {'above' if self.is_above(item) else 'below'}")
+            return "\n".join(lines)
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.thumbnail(item.path)
+        if role == self.PhotoIdRole:
+            return item.photo_id
+        if role == self.ScoreRole:
+            return item.score
+        if role == self.PathRole:
+            return item.path
+        return None
+
+    def thumbnail(self, path: str) -> QPixmap:
+        """The cached thumbnail, or a placeholder while it is loaded in the background."""
+        pixmap = self._thumbs.get(path)
+        if pixmap is not None:
+            return pixmap
+        if path not in self._pending:
+            self._pending.add(path)
+            self._pool.start(ThumbnailJob(path, self._signals))
+        return self._placeholder
+
+    def has_thumbnail(self, path: str) -> bool:
+        return path in self._thumbs
+
+    def _thumbnail_loaded(self, path: str, image: QImage) -> None:
+        self._pending.discard(path)
+        self._thumbs[path] = QPixmap.fromImage(image) if not image.isNull() else self._placeholder
+        for row, item in enumerate(self.items):
+            if item.path == path:
+                index = self.index(row)
+                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def wait(self) -> None:
+        self._pool.waitForDone()
+
+
+class PhotoGrid(QListView):
+    """An icon grid; Space and Delete ask to accept or reject the search text on the selected photos."""
+
+    accept_requested = Signal()
+    reject_requested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setMovement(QListView.Movement.Static)
+        self.setUniformItemSizes(True)
+        self.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        self.setGridSize(QSize(THUMB_SIZE + 24, THUMB_SIZE + 48))
+        self.setWordWrap(True)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.modifiers():
+            self.accept_requested.emit()
+        elif event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and not event.modifiers():
+            self.reject_requested.emit()
+        else:
+            super().keyPressEvent(event)
+
+    def selected_photo_ids(self) -> list[int]:
+        rows = sorted(index.row() for index in self.selectionModel().selectedIndexes())
+        return [self.model().data(self.model().index(row, 0), PhotoModel.PhotoIdRole) for row in rows]

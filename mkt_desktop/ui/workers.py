@@ -1,0 +1,87 @@
+"""Background work for the UI: library calls run one at a time off the UI thread, results come back as signals.
+
+The `Library` keeps lazy state (the engine, the embedding store), so every call to it goes through one
+`LibraryRunner`, whose pool has a single thread: calls never overlap and the UI thread never waits on them.
+"""
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+
+class JobSignals(QObject):
+    """What a job reports back; emitted from the worker thread, delivered on the UI thread."""
+
+    done = Signal(object)
+    failed = Signal(object)
+    progress = Signal(object)
+
+
+class Job(QRunnable):
+    """Runs `fn(*args, **kwargs)`; if `wants_progress`, `fn` also gets `progress=` a callable emitting signals."""
+
+    def __init__(self, fn: Callable[..., Any], *args, wants_progress: bool = False, **kwargs):
+        super().__init__()
+        self.setAutoDelete(False)
+        self.signals = JobSignals()
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        if wants_progress:
+            self.kwargs["progress"] = self.signals.progress.emit
+
+    def run(self) -> None:
+        try:
+            result = self.fn(*self.args, **self.kwargs)
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the UI as a message
+            self.signals.failed.emit(exc)
+        else:
+            self.signals.done.emit(result)
+
+
+class LibraryRunner(QObject):
+    """A queue of library calls run in order on one background thread."""
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self._jobs: set[Job] = set()
+
+    def submit(self, fn: Callable[..., Any], *args, on_done: Callable[[Any], None] | None = None,
+               on_error: Callable[[Exception], None] | None = None,
+               on_progress: Callable[[Any], None] | None = None, **kwargs) -> Job:
+        job = Job(fn, *args, wants_progress=on_progress is not None, **kwargs)
+        if on_done is not None:
+            job.signals.done.connect(on_done)
+        if on_error is not None:
+            job.signals.failed.connect(on_error)
+        if on_progress is not None:
+            job.signals.progress.connect(on_progress)
+        job.signals.done.connect(lambda _result: self._jobs.discard(job))
+        job.signals.failed.connect(lambda _exc: self._jobs.discard(job))
+        self._jobs.add(job)
+        self.pool.start(job)
+        return job
+
+    def busy(self) -> bool:
+        return bool(self._jobs)
+
+    def wait(self, msecs: int = -1) -> bool:
+        return self.pool.waitForDone(msecs)
+
+
+class CancelFlag:
+    """A flag the UI sets and the indexer's `cancel` callable reads."""
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()

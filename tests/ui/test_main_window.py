@@ -1,0 +1,188 @@
+"""The main window with real widgets (offscreen), a real SQLite library, real JPEGs and a tiny model bundle."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt, QTimer
+
+from mkt_desktop.library.library import Library
+from mkt_desktop.library.xmp import read_photo_subjects, sidecar_path
+from mkt_desktop.ui.main_window import MainWindow
+from mkt_desktop.ui.photo_grid import PhotoModel
+
+WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> str:
+    import torch
+
+    from mkt_core.bundle import export_bundle
+    from mkt_core.model import create_model
+
+    torch.manual_seed(0)
+    return str(export_bundle(create_model("tiny"), tmp_path_factory.mktemp("bundle") / "tiny"))
+
+
+def write_photos(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in range(count):
+        rng = np.random.default_rng(seed)
+        pixels = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        pixels[:, : 8 * (seed % 7 + 1)] = (seed * 37) % 255
+        path = folder / f"photo{seed:03d}.jpg"
+        Image.fromarray(pixels).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def open_window(qtbot, db: Path, model: str) -> MainWindow:
+    window = MainWindow(Library(db_path=db, model=model))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def wait_idle(qtbot, window: MainWindow) -> None:
+    qtbot.waitUntil(lambda: not window.runner.busy(), timeout=WAIT_MS)
+
+
+def index_through_ui(qtbot, window: MainWindow) -> None:
+    with qtbot.waitSignal(window.indexing_finished, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(window.rescan_button, Qt.MouseButton.LeftButton)
+    assert not isinstance(blocker.args[0], Exception), blocker.args[0]
+    wait_idle(qtbot, window)
+
+
+def test_search_label_tag_export_and_reopen(qtbot, tmp_path, tiny_bundle):
+    photos = write_photos(tmp_path / "photos", 6)
+    db = tmp_path / "lib.sqlite"
+    window = open_window(qtbot, db, tiny_bundle)
+    window.add_folder(str(tmp_path / "photos"), index=False)
+    assert window.folder_list.count() == 1
+    index_through_ui(qtbot, window)
+    assert window.photo_model.rowCount() == len(photos)
+    qtbot.waitUntil(lambda: window.device_label.text() not in ("", "Loading the model…"), timeout=WAIT_MS)
+    assert not window.banner.isVisible()
+
+    # typing searches after the debounce, in the background; the grid shows every photo, best first
+    with qtbot.waitSignal(window.search_finished, timeout=WAIT_MS, check_params_cb=lambda t: t == "red boat"):
+        qtbot.keyClicks(window.search_box, "red boat")
+    model = window.photo_model
+    scores = [model.data(model.index(row), PhotoModel.ScoreRole) for row in range(model.rowCount())]
+    assert len(scores) == len(photos)
+    assert all(s is not None for s in scores)
+    assert scores == sorted(scores, reverse=True)
+    assert "red boat" not in window.label_texts()
+    # thumbnails come in lazily, off the UI thread
+    qtbot.waitUntil(lambda: all(model.has_thumbnail(item.path) for item in model.items), timeout=WAIT_MS)
+
+    # Enter saves the text as a label
+    qtbot.keyClick(window.search_box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "red boat" in window.label_texts(), timeout=WAIT_MS)
+
+    # Space on a selected photo accepts the text as a tag
+    photo_id = model.items[-1].photo_id
+    photo_path = model.items[-1].path
+    window.grid.setFocus()
+    window.grid.setCurrentIndex(model.index(model.rowCount() - 1))
+    assert window.grid.selected_photo_ids() == [photo_id]
+    qtbot.keyClick(window.grid, Qt.Key.Key_Space)
+    wait_idle(qtbot, window)
+    statuses = {pl.label: pl.status for pl in window.library.photo_labels(photo_id)}
+    assert statuses.get("red boat") == "accepted"
+
+    # Delete rejects it on another photo
+    other_id = model.items[0].photo_id
+    window.grid.setCurrentIndex(model.index(0))
+    qtbot.keyClick(window.grid, Qt.Key.Key_Delete)
+    wait_idle(qtbot, window)
+    assert {pl.label: pl.status for pl in window.library.photo_labels(other_id)}.get("red boat") == "rejected"
+
+    # Ctrl+E writes the XMP sidecars
+    window.activateWindow()
+    qtbot.waitUntil(lambda: window.isActiveWindow(), timeout=5000)
+    qtbot.keyClick(window.grid, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    wait_idle(qtbot, window)
+    assert sidecar_path(photo_path).is_file()
+    assert "red boat" in read_photo_subjects(photo_path)
+    assert "XMP" in window.statusBar().currentMessage()
+
+    # everything is in the database: a new window on it shows the folder and the label
+    window.close()
+    again = open_window(qtbot, db, tiny_bundle)
+    wait_idle(qtbot, again)
+    assert [again.folder_list.item(i).text() for i in range(again.folder_list.count())] == [
+        str((tmp_path / "photos").resolve())]
+    assert "red boat" in again.label_texts()
+    assert again.photo_model.rowCount() == len(photos)
+    again.close()
+
+
+def test_event_loop_keeps_running_while_indexing(qtbot, tmp_path, tiny_bundle):
+    write_photos(tmp_path / "many", 40)
+    window = open_window(qtbot, tmp_path / "lib.sqlite", tiny_bundle)
+    wait_idle(qtbot, window)  # the model is loaded by the device description job
+    window.add_folder(str(tmp_path / "many"), index=False)
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    shown: list[str] = []
+    with qtbot.waitSignal(window.indexing_finished, timeout=WAIT_MS):
+        window.start_indexing()
+        qtbot.waitUntil(lambda: shown.append(window.progress_label.text()) or not window.indexing, timeout=WAIT_MS)
+    timer.stop()
+    gaps = np.diff(ticks)
+    assert len(ticks) > 5
+    print(f"max gap between 20 ms ticks: {gaps.max() * 1000:.1f} ms over {len(ticks)} ticks")
+    assert gaps.max() < 0.1, f"the UI froze for {gaps.max() * 1000:.0f} ms"
+    assert any(text.startswith("Indexing ") and "/40" in text and "ETA" in text for text in shown), shown
+    wait_idle(qtbot, window)
+    assert window.photo_model.rowCount() == 40
+    window.close()
+
+
+def test_cancel_stops_indexing(qtbot, tmp_path, tiny_bundle):
+    write_photos(tmp_path / "many", 40)
+    window = open_window(qtbot, tmp_path / "lib.sqlite", tiny_bundle)
+    wait_idle(qtbot, window)
+    window.add_folder(str(tmp_path / "many"), index=False)
+    window.cancel_flag.set()  # cancelled before the first batch: start_indexing clears it, so cancel after
+    with qtbot.waitSignal(window.indexing_finished, timeout=WAIT_MS) as blocker:
+        window.start_indexing()
+        window.cancel_indexing()
+    assert blocker.args[0].cancelled
+    assert window.library.photo_count() < 40
+    window.close()
+
+
+def test_missing_model_shows_a_banner(qtbot, tmp_path):
+    write_photos(tmp_path / "photos", 2)
+    window = open_window(qtbot, tmp_path / "lib.sqlite", str(tmp_path / "no-such-bundle"))
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=WAIT_MS)
+    assert "cannot be loaded" in window.banner.text()
+    assert "no-such-bundle" in window.banner.text()
+    window.add_folder(str(tmp_path / "photos"), index=False)
+    with qtbot.waitSignal(window.indexing_finished, timeout=WAIT_MS):
+        window.start_indexing()
+    assert window.rescan_button.isEnabled()
+    window.close()
+
+
+def test_app_main_runs_and_quits(qtbot, tmp_path, tiny_bundle):
+    from PySide6.QtWidgets import QApplication
+
+    from mkt_desktop.app import main, parse_args
+
+    assert parse_args([]).model == "demo"
+    QTimer.singleShot(1500, QApplication.instance().closeAllWindows)
+    assert main(["--db", str(tmp_path / "lib.sqlite"), "--model", tiny_bundle]) == 0
+    assert (tmp_path / "lib.sqlite").is_file()
