@@ -14,7 +14,6 @@ JPEGs with smooth content, so they compress and decode like photographs rather t
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,27 +24,10 @@ from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import machine_facts  # noqa: E402
 from mkt_core.engine import Engine, cpu_count  # noqa: E402
 from mkt_core.image_pipeline import Preprocess, embed_files  # noqa: E402
 from mkt_core.store import EmbeddingStore  # noqa: E402
-
-
-def machine_facts() -> dict:
-    import onnxruntime
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cores": cpu_count(), "cpu_model": cpu, "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "cuda_available_to_torch": torch.cuda.is_available(),
-            "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
 
 def make_photo(path: Path, width: int, height: int, seed: int) -> None:

@@ -20,7 +20,6 @@ Prints one JSON object. What is measured:
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -31,26 +30,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import machine_facts as shared_machine_facts  # noqa: E402
 from mkt_core.store import EmbeddingStore, LocalCodec, bytes_per_photo  # noqa: E402
 
 D, N, K = 512, 196, 18
 
 
 def machine_facts() -> dict:
-    import onnxruntime
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "cpu_model": cpu, "device": f"CPU (torch, {torch.get_num_threads()} threads)",
-            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
-            "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    return {**shared_machine_facts(), "device": f"CPU (torch, {torch.get_num_threads()} threads)"}
 
 
 def exact_scores(z: torch.Tensor, global_emb: torch.Tensor, local_emb: torch.Tensor, k: int = K) -> torch.Tensor:

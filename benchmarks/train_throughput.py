@@ -11,7 +11,6 @@ Prints one JSON object. Nothing is asserted.
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import machine_facts  # noqa: E402
 from mkt_core.train_config import TrainConfig  # noqa: E402
 from mkt_core.training import Trainer  # noqa: E402
 
@@ -116,9 +116,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "workers": args.workers,
         "device": str(trainer.device) + (f" ({torch.cuda.get_device_name()})" if trainer.device.type == "cuda" else ""),
-        "cores": os.cpu_count(),
-        "cpu": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
+        **machine_facts(),
     }
     print(json.dumps(result))
 

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mkt_core.prompt import prompt_token_ids
+
 FORMAT = "mkt-bundle"
 VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -80,20 +82,8 @@ class PromptSpec:
 
     def tokenize(self, labels: list[str], tokenizer) -> tuple[np.ndarray, np.ndarray]:
         """(ids [L, C] int64, label_lengths [L] int64); too long a label is cut, as in training."""
-        ids = np.zeros((len(labels), self.context_length), dtype=np.int64)
-        lengths = np.zeros(len(labels), dtype=np.int64)
-        for i, label in enumerate(labels):
-            label_ids = tokenizer.encode(label)
-            if not label_ids:
-                raise ValueError(f"label {label!r} has no text to encode")
-            if len(label_ids) > self.max_label_tokens:
-                warnings.warn(f"label {label[:60]!r} is {len(label_ids)} tokens long; only the first "
-                              f"{self.max_label_tokens} fit the text context and are used", stacklevel=2)
-                label_ids = label_ids[: self.max_label_tokens]
-            row = [self.sot_id, *self.prefix_ids, *label_ids, *self.suffix_ids, self.eot_id]
-            ids[i, : len(row)] = row
-            lengths[i] = len(label_ids)
-        return ids, lengths
+        return prompt_token_ids(labels, tokenizer, self.sot_id, self.prefix_ids, self.suffix_ids, self.eot_id,
+                                self.context_length)
 
 
 # -- the graphs that are exported -----------------------------------------------------------------

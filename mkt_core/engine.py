@@ -65,7 +65,8 @@ class Engine:
         if device == "cuda" and precision == "int8":
             raise ValueError("precision 'int8' is the CPU's option; on CUDA use 'fp16' or 'fp32'")
         wants_cuda = (device in ("auto", "cuda") and precision != "int8"  # int8 is the CPU's option
-                      and "CUDAExecutionProvider" in ort.get_available_providers())
+                      and "CUDAExecutionProvider" in ort.get_available_providers()
+                      and cuda_device_present())
         if wants_cuda:
             self._image, self.precision = self._cuda_image_session(precision)
             if self._image is not None:
@@ -202,6 +203,18 @@ class Engine:
         if self._text is None:  # CPU is plenty for a few labels, and keeps GPU memory for images
             self._text = self._session(str(self.bundle.file("text_encoder")), ["CPUExecutionProvider"])
         return self._text.run(None, {"ids": ids, "label_lengths": lengths})[0].astype(np.float32)
+
+
+def cuda_device_present() -> bool:
+    """Whether a CUDA GPU is really there. Asked before any CUDA session is made: the GPU build of
+    ONNX Runtime lists its CUDA provider everywhere, and creating a CUDA session on a machine with
+    no GPU crashed the process (segmentation fault, onnxruntime-gpu 1.31 here)."""
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # noqa: BLE001 - no usable torch CUDA: look for the driver's device node
+        return os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvidiactl")
 
 
 def quantize_image_encoder(onnx_path: str | Path) -> bytes:
