@@ -56,7 +56,7 @@ class TrainConfig:
     schedule: str = _opt("constant", "'constant' (paper) or 'warmup_cosine' (released code)")
     warmup_epochs: float = _opt(2.0, "warm-up epochs of the warmup_cosine schedule")
     layer_decay: float | None = _opt(None, "layer-wise lr decay of the student ViT (released code: 0.65)")
-    fix_layer: int = _opt(0, "freeze the student's embeddings and first N-1 blocks (released code: 10)")
+    fix_layer: int = _opt(0, "freeze the student's embeddings and first N blocks (released code: 10; 0: none)")
     amp: bool = _opt(True, "mixed precision on CUDA (ignored on CPU)")
     seed: int = _opt(42, "random seed (model init, data order, augmentation)")
     max_steps: int | None = _opt(None, "stop after this many steps in total (smoke tests, benchmarks)")

@@ -149,7 +149,7 @@ def build_optimizer(model: MKT, config: TrainConfig, lr: float) -> torch.optim.O
         scale = 1.0
         if name.startswith("student.backbone."):
             layer = _vit_layer_id(name[len("student.backbone."):], num_blocks)
-            if config.fix_layer and layer < config.fix_layer:
+            if config.fix_layer and layer <= config.fix_layer:  # as released: layer ids up to N stay frozen
                 param.requires_grad_(False)
                 continue
             if config.layer_decay:

@@ -160,3 +160,21 @@ def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
     # 32 images, 2 processes x 4 per step -> 4 steps per epoch, 2 epochs; only rank 0 logged
     assert max(r["step"] for r in records if "loss" in r) == 8
     assert len([r for r in records if r.get("event") == "eval"]) == 2
+
+
+def test_layer_decay_and_fix_layer_follow_the_released_code():
+    """fix_layer N freezes the embeddings (layer 0) and blocks 0..N-1 (layers 1..N); lr scale decay^(L+1-layer)."""
+    from mkt_core.model import create_model
+    from mkt_core.train_config import TrainConfig
+    from mkt_core.training import build_optimizer
+
+    model = create_model("tiny")  # 2 blocks: layers 0 (embeddings), 1, 2, heads 3
+    optimizer = build_optimizer(model, TrainConfig(fix_layer=1, layer_decay=0.5), lr=1.0)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not any(n.startswith(("student.backbone.patch_embed", "student.backbone.blocks.0.")) for n in trainable)
+    assert "student.backbone.cls_token" not in trainable
+    assert any(n.startswith("student.backbone.blocks.1.") for n in trainable)
+    scale_of = {id(p): g["lr_scale"] for g in optimizer.param_groups for p in g["params"]}
+    block1 = dict(model.named_parameters())["student.backbone.blocks.1.attn.qkv.weight"]
+    head = dict(model.named_parameters())["student.global_head.weight"]
+    assert scale_of[id(block1)] == 0.5 ** 1 and scale_of[id(head)] == 1.0
