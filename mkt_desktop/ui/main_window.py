@@ -1,4 +1,4 @@
-"""The main window: folders on the left, the photo grid in the centre, search on top, labels on the right.
+"""The main window: folders on the left, the photo grid in the centre, search on top, labels and the photo on the right.
 
 Every library call runs on the `LibraryRunner` thread; the window only reacts to the signals that come back.
 """
@@ -22,7 +22,9 @@ from PySide6.QtWidgets import (
 from mkt_desktop.library.indexer import IndexReport, Progress
 from mkt_desktop.library.library import LabelInfo, Library, SearchHit
 from mkt_desktop.library.model_source import ModelUnavailable
+from mkt_desktop.ui.label_panel import ThresholdPanel
 from mkt_desktop.ui.photo_grid import GridItem, PhotoGrid, PhotoModel
+from mkt_desktop.ui.photo_view import PhotoView
 from mkt_desktop.ui.workers import CancelFlag, LibraryRunner
 
 SEARCH_DELAY_MS = 250
@@ -41,6 +43,7 @@ class MainWindow(QMainWindow):
 
     indexing_finished = Signal(object)  # the IndexReport, or the exception
     search_finished = Signal(str)  # the text the grid now shows results for
+    labels_refreshed = Signal()  # the labels list has been refilled
 
     def __init__(self, library: Library, parent: QWidget | None = None):
         super().__init__(parent)
@@ -87,18 +90,25 @@ class MainWindow(QMainWindow):
         self.grid.setModel(self.photo_model)
 
         self.label_list = QListWidget()
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(QLabel("Labels (photos above threshold)"))
-        right_layout.addWidget(self.label_list)
+        self.threshold_panel = ThresholdPanel(self.library, self.runner)
+        labels = QWidget()
+        labels_layout = QVBoxLayout(labels)
+        labels_layout.setContentsMargins(0, 0, 0, 0)
+        labels_layout.addWidget(QLabel("Labels (photos above threshold)"))
+        labels_layout.addWidget(self.label_list)
+        labels_layout.addWidget(self.threshold_panel)
+        self.photo_view = PhotoView(self.library, self.runner)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(labels)
+        right.addWidget(self.photo_view)
+        right.setSizes([250, 450])
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(self.grid)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([220, 660, 220])
+        splitter.setSizes([200, 580, 320])
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -131,6 +141,10 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel_indexing)
         self.grid.accept_requested.connect(lambda: self.tag_selected("accepted"))
         self.grid.reject_requested.connect(lambda: self.tag_selected("rejected"))
+        self.grid.selectionModel().selectionChanged.connect(lambda _selected, _deselected: self._grid_selection())
+        self.photo_view.tagged.connect(lambda _label, _status: self.refresh_labels())
+        self.label_list.currentItemChanged.connect(lambda _current, _previous: self._label_selection())
+        self.threshold_panel.threshold_saved.connect(lambda _text: self.refresh_labels())
 
     def _build_actions(self) -> None:
         self.export_action = QAction("Export XMP sidecars", self)
@@ -265,10 +279,36 @@ class MainWindow(QMainWindow):
         self.runner.submit(self.library.labels, on_done=self._show_labels, on_error=self._job_failed)
 
     def _show_labels(self, labels: list[LabelInfo]) -> None:
+        """Refill the list, keeping the selected label selected without reloading its threshold."""
+        current = self.selected_label()
+        self.label_list.blockSignals(True)
         self.label_list.clear()
         for info in labels:
             self.label_list.addItem(f"{info.text} ({info.above_threshold})")
             self.label_list.item(self.label_list.count() - 1).setData(Qt.ItemDataRole.UserRole, info.text)
+            if info.text == current:
+                self.label_list.setCurrentRow(self.label_list.count() - 1)
+        self.label_list.blockSignals(False)
+        if self.selected_label() != current:
+            self._label_selection()
+        self.labels_refreshed.emit()
+
+    def selected_label(self) -> str | None:
+        item = self.label_list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def _label_selection(self) -> None:
+        text = self.selected_label()
+        if text != self.threshold_panel.text:
+            self.threshold_panel.show_label(text)
+
+    def _grid_selection(self) -> None:
+        photo_ids = self.grid.selected_photo_ids()
+        if len(photo_ids) != 1:
+            self.photo_view.clear()
+            return
+        row = next(i for i, item in enumerate(self.photo_model.items) if item.photo_id == photo_ids[0])
+        self.photo_view.show_photo(photo_ids[0], self.photo_model.items[row].path)
 
     def label_texts(self) -> list[str]:
         return [self.label_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.label_list.count())]
@@ -302,6 +342,7 @@ class MainWindow(QMainWindow):
     def _tagged(self, text: str, status: str, count: int) -> None:
         self.statusBar().showMessage(f"{text!r} {status} on {count} photo(s)", 5000)
         self.refresh_labels()
+        self.photo_view.refresh_labels()
 
     def export_xmp(self) -> None:
         self.statusBar().showMessage("Exporting XMP sidecars…")
@@ -320,6 +361,8 @@ class MainWindow(QMainWindow):
         """Stop indexing at the next batch and wait for the background work before the window goes."""
         self.cancel_flag.set()
         self.search_timer.stop()
+        self.threshold_panel.save_pending()
         self.runner.wait()
         self.photo_model.wait()
+        self.photo_view.wait()
         super().closeEvent(event)

@@ -1,0 +1,174 @@
+"""The threshold control of one saved label: a slider and a spin box over the label's range of scores.
+
+Moving either saves the threshold after a short pause (in the background); "Auto" goes back to the automatic one.
+"""
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+
+from mkt_desktop.library.library import Library
+from mkt_desktop.ui.workers import LibraryRunner
+
+SAVE_DELAY_MS = 300
+SLIDER_STEPS = 1000
+DECIMALS = 3
+
+
+@dataclass
+class LabelScores:
+    text: str
+    scores: list[float]
+    threshold: float | None  # None: automatic
+    effective_threshold: float | None
+
+
+def load_label_scores(library: Library, text: str) -> LabelScores:
+    """Every photo's score for a saved label and its thresholds (runs on the worker thread)."""
+    hits, _threshold = library.search(text, limit=100000)
+    info = next((info for info in library.labels() if info.text == text), None)
+    return LabelScores(text, [hit.score for hit in hits], info.threshold if info else None,
+                       info.effective_threshold if info else None)
+
+
+class ThresholdPanel(QWidget):
+    """Shows and edits the threshold of the label given to `show_label`."""
+
+    loaded = Signal(str)  # the label whose scores the controls now show
+    threshold_saved = Signal(str)  # the label whose threshold was written
+
+    def __init__(self, library: Library, runner: LibraryRunner, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.library = library
+        self.runner = runner
+        self.text: str | None = None
+        self.scores: list[float] = []
+        self.low, self.high = 0.0, 1.0
+        self._generation = 0
+        self._pending: tuple[str, float] | None = None
+        self._build()
+        self.show_label(None)
+
+    def _build(self) -> None:
+        self.title = QLabel()
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, SLIDER_STEPS)
+        self.spin = QDoubleSpinBox()
+        self.spin.setDecimals(DECIMALS)
+        self.spin.setSingleStep(10 ** -DECIMALS)
+        self.spin.setKeyboardTracking(False)
+        self.auto_button = QPushButton("Auto")
+        self.count_label = QLabel()
+        row = QHBoxLayout()
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.spin)
+        row.addWidget(self.auto_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addLayout(row)
+        layout.addWidget(self.count_label)
+
+        self.save_timer = QTimer(self)
+        self.save_timer.setSingleShot(True)
+        self.save_timer.setInterval(SAVE_DELAY_MS)
+        self.save_timer.timeout.connect(self.save_pending)
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.spin.valueChanged.connect(self._spin_changed)
+        self.auto_button.clicked.connect(self.set_auto)
+
+    def _set_enabled(self, enabled: bool) -> None:
+        for widget in (self.slider, self.spin, self.auto_button):
+            widget.setEnabled(enabled)
+
+    # -- loading a label ----------------------------------------------------------------------
+
+    def show_label(self, text: str | None) -> None:
+        """Show the threshold of a saved label, or nothing for None."""
+        self.save_pending()
+        self._generation += 1
+        self.text = text
+        self._set_enabled(False)
+        if text is None:
+            self.title.setText("Select a label to set its threshold")
+            self.count_label.clear()
+            return
+        self.title.setText(f"Threshold of {text!r}: loading…")
+        generation = self._generation
+        self.runner.submit(load_label_scores, self.library, text, on_error=self._failed,
+                           on_done=lambda result: self._loaded(generation, result))
+
+    def _loaded(self, generation: int, result: LabelScores) -> None:
+        if generation != self._generation:
+            return
+        self.scores = result.scores
+        if self.scores:
+            low, high = min(self.scores), max(self.scores)
+        else:
+            low, high = 0.0, 1.0
+        if result.effective_threshold is not None:  # the automatic threshold may lie above every score
+            low, high = min(low, result.effective_threshold), max(high, result.effective_threshold)
+        pad = max(0.01, 0.05 * (high - low))
+        self.low, self.high = round(low - pad, DECIMALS), round(high + pad, DECIMALS)
+        value = result.effective_threshold if result.effective_threshold is not None else high
+        mode = "automatic" if result.threshold is None else "set by hand"
+        self.title.setText(f"Threshold of {result.text!r} ({mode})")
+        self.spin.blockSignals(True)
+        self.spin.setRange(self.low, self.high)
+        self.spin.setValue(value)
+        self.spin.blockSignals(False)
+        self._move_slider(self.spin.value())
+        self._show_count(self.spin.value())
+        self._set_enabled(True)
+        self.loaded.emit(result.text)
+
+    # -- editing ------------------------------------------------------------------------------
+
+    def _move_slider(self, value: float) -> None:
+        span = self.high - self.low
+        position = round((value - self.low) / span * SLIDER_STEPS) if span > 0 else 0
+        self.slider.blockSignals(True)
+        self.slider.setValue(position)
+        self.slider.blockSignals(False)
+
+    def _slider_moved(self, position: int) -> None:
+        self.spin.setValue(self.low + (self.high - self.low) * position / SLIDER_STEPS)
+
+    def _spin_changed(self, value: float) -> None:
+        self._move_slider(value)
+        self._show_count(value)
+        if self.text is not None:
+            self._pending = (self.text, value)
+            self.save_timer.start()
+
+    def _show_count(self, value: float) -> None:
+        above = sum(score >= value for score in self.scores)
+        self.count_label.setText(f"{above} of {len(self.scores)} photos at or above {value:.{DECIMALS}f}")
+
+    def save_pending(self) -> None:
+        """Write the threshold waiting for the debounce now (also called when it fires)."""
+        self.save_timer.stop()
+        if self._pending is None:
+            return
+        text, value = self._pending
+        self._pending = None
+        self.runner.submit(self.library.set_threshold, text, value, on_error=self._failed,
+                           on_done=lambda _result: self.threshold_saved.emit(text))
+
+    def set_auto(self) -> None:
+        if self.text is None:
+            return
+        self.save_timer.stop()
+        self._pending = None
+        text = self.text
+        self.runner.submit(self.library.set_threshold, text, None, on_error=self._failed,
+                           on_done=lambda _result: self._auto_set(text))
+
+    def _auto_set(self, text: str) -> None:
+        self.threshold_saved.emit(text)
+        if text == self.text:
+            self.show_label(text)
+
+    def _failed(self, exc: Exception) -> None:
+        self.title.setText(f"Error: {exc}")
