@@ -361,6 +361,26 @@ class Library:
         hits.sort(key=lambda h: -h.score)
         return hits[:limit]
 
+    def embeddings(self, photo: int | str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+        """A photo's stored (global [D], local [N, D] or None) embeddings for this model."""
+        photo_id = photo if isinstance(photo, int) else self.photo_id(photo)
+        with self.Session() as session:
+            embedding_id = session.scalar(
+                select(Embedding.id).join(Photo, (Embedding.content_hash == Photo.content_hash)
+                                          & (Embedding.model_id == self.model_id)).where(Photo.id == photo_id))
+        if embedding_id is None:
+            raise KeyError(f"photo {photo_id} has no embedding for this model")
+        return self.store.get(embedding_id)
+
+    def patch_scores(self, photo: int | str | Path, label: str) -> np.ndarray | None:
+        """Where in the photo a label is: each patch's score `<z, e_j>` on the patch grid `[rows, cols]`
+        (the local stream of Eq. 3); None for a model without a local stream."""
+        if not self.bundle.num_patches:
+            return None
+        _, local = self.embeddings(photo)
+        rows, cols = self.bundle.manifest["patch_grid"]
+        return (local @ self.label_embeddings([normalise_label(label)])[0]).reshape(rows, cols)
+
     # -- tags and export ----------------------------------------------------------------------
 
     def set_tag(self, photo: int | str | Path, label: str, status: str | None) -> None:

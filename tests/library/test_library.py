@@ -312,3 +312,22 @@ def test_a_file_changing_or_unreadable_while_indexed_is_listed_and_the_rest_inde
     _photo(photos / "a.jpg", 1)  # rewritten: a new mtime, so the next run reads it again
     assert lib.index().indexed == 1
     assert "a.jpg" not in {Path(p).name for p, _ in lib.failures()}
+
+
+def test_patch_scores_show_where_a_label_is(tmp_path, tiny_bundle):
+    photos = tmp_path / "photos"
+    make_folder(photos)
+    lib = open_library(tmp_path, tiny_bundle)
+    lib.index([photos])
+    grid = lib.patch_scores(photos / "a.jpg", "red kite")
+    assert grid.shape == (8, 8)  # the tiny model: 64 px, patch 8
+    # Eq. 3 rebuilt from the map: global dot + mean of the k best patch scores = the stored score
+    lib.add_label("red kite")
+    stored = {pl.label: pl.score for pl in lib.photo_labels(photos / "a.jpg", limit=1000)}["red kite"]
+    global_emb, _ = lib.embeddings(photos / "a.jpg")
+    z = lib.label_embeddings(["red kite"])[0]
+    k = lib.bundle.top_k
+    rebuilt = float(global_emb @ z) + float(np.sort(grid.ravel())[::-1][:k].mean())
+    assert rebuilt == pytest.approx(stored, abs=5e-3)  # fp16 global, int8 codes
+    with pytest.raises(KeyError):
+        lib.patch_scores(10_000, "red kite")
