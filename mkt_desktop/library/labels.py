@@ -36,4 +36,11 @@ def automatic_threshold(scores: np.ndarray) -> float | None:
     scores = np.asarray(scores, dtype=np.float64)
     if scores.size == 0:
         return None
-    return float(scores.mean() + 2.0 * scores.std())
+    return threshold_from_moments(scores.size, float(scores.mean()), float((scores * scores).mean()))
+
+
+def threshold_from_moments(count: int, mean: float, mean_of_squares: float) -> float | None:
+    """The same rule from a count, a mean and a mean of squares (what SQL can sum up)."""
+    if not count:
+        return None
+    return float(mean + 2.0 * np.sqrt(max(mean_of_squares - mean * mean, 0.0)))

@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session
 
 from mkt_core.scoring import two_stream_scores
 from mkt_desktop.library.db import Embedding, Folder, Label, Model, Photo, Score, Tag, open_database, utcnow
-from mkt_desktop.library.labels import LabelError, automatic_threshold, label_key, normalise_label
+from mkt_desktop.library.labels import (
+    LabelError,
+    automatic_threshold,
+    label_key,
+    normalise_label,
+    threshold_from_moments,
+)
 from mkt_desktop.library.model_source import ASSETS, resolve_model
 
 APP_NAME = "mkt-photo-tagger"
@@ -274,19 +280,33 @@ class Library:
             raise LabelError(f"no label {normalise_label(text)!r} (see `labels list`)")
         return row
 
-    def labels(self, source: str | None = "user") -> list[LabelInfo]:
-        """Saved labels with their thresholds and how many photos are above them."""
+    def labels(self, source: str | None = "user", ids: list[int] | None = None) -> list[LabelInfo]:
+        """Saved labels with their thresholds and how many photos are above them.
+
+        Sums and counts run in SQLite (index on label, model, score): no score leaves the database.
+        """
+        ok_scores = (select(Score.label_id, Score.score).join(Photo, Photo.id == Score.photo_id)
+                     .where(Score.model_id == self.model_id, Photo.status == "ok"))
         with self.Session() as session:
             query = select(Label).order_by(Label.text)
             if source:
                 query = query.where(Label.source == source)
+            if ids is not None:
+                query = query.where(Label.id.in_(ids))
+            labels = session.scalars(query).all()
+            scored = ok_scores.where(Score.label_id.in_([label.id for label in labels])).subquery()
+            moments = {row[0]: row[1:] for row in session.execute(
+                select(scored.c.label_id, func.count(), func.avg(scored.c.score),
+                       func.avg(scored.c.score * scored.c.score)).group_by(scored.c.label_id))}
             result = []
-            for label in session.scalars(query):
-                scores = np.array(session.scalars(
-                    select(Score.score).join(Photo, Photo.id == Score.photo_id)
-                    .where(Score.label_id == label.id, Score.model_id == self.model_id, Photo.status == "ok")).all())
-                effective = label.threshold if label.threshold is not None else automatic_threshold(scores)
-                above = int((scores >= effective).sum()) if effective is not None else 0
+            for label in labels:
+                count, mean, mean_sq = moments.get(label.id, (0, 0.0, 0.0))
+                effective = (label.threshold if label.threshold is not None
+                             else threshold_from_moments(count, mean, mean_sq))
+                above = 0
+                if effective is not None and count:
+                    above = session.scalar(select(func.count()).select_from(
+                        ok_scores.where(Score.label_id == label.id, Score.score >= effective).subquery())) or 0
                 result.append(LabelInfo(label.id, label.text, label.threshold, effective, above, label.source))
             return result
 
@@ -321,7 +341,6 @@ class Library:
     def photo_labels(self, photo: int | str | Path, limit: int = 10, source: str | None = None) -> list[PhotoLabel]:
         """A photo's best labels with scores, thresholds and a person's decisions."""
         photo_id = photo if isinstance(photo, int) else self.photo_id(photo)
-        infos = {info.id: info for info in self.labels(source=None)}
         with self.Session() as session:
             query = (select(Label.id, Label.text, Score.score).join(Score, Score.label_id == Label.id)
                      .where(Score.photo_id == photo_id, Score.model_id == self.model_id))
@@ -330,6 +349,8 @@ class Library:
             scored = session.execute(query.order_by(Score.score.desc())).all()
             tags = dict(session.execute(select(Tag.label_id, Tag.status).where(Tag.photo_id == photo_id)).all())
             texts = dict(session.execute(select(Label.id, Label.text).where(Label.id.in_(tags))).all())
+        shown = list(tags) + [label_id for label_id, _, _ in scored[:limit]]
+        infos = {info.id: info for info in self.labels(source=None, ids=shown)}
         result, listed = [], set()
         for label_id, status in tags.items():
             score = next((s for i, _, s in scored if i == label_id), None)
