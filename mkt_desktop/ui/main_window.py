@@ -143,6 +143,8 @@ class MainWindow(QMainWindow):
         self.grid.reject_requested.connect(lambda: self.tag_selected("rejected"))
         self.grid.selectionModel().selectionChanged.connect(lambda _selected, _deselected: self._grid_selection())
         self.photo_view.tagged.connect(lambda _label, _status: self.refresh_labels())
+        self.search_finished.connect(lambda _text: self._update_search_label())
+        self.labels_refreshed.connect(self._update_search_label)
         self.label_list.currentItemChanged.connect(lambda _current, _previous: self._label_selection())
         self.threshold_panel.threshold_saved.connect(lambda _text: self.refresh_labels())
 
@@ -309,6 +311,11 @@ class MainWindow(QMainWindow):
             return
         row = next(i for i, item in enumerate(self.photo_model.items) if item.photo_id == photo_ids[0])
         self.photo_view.show_photo(photo_ids[0], self.photo_model.items[row].path)
+
+    def _update_search_label(self) -> None:
+        """The photo view's heat map follows the search text when it is a saved label."""
+        text = self.search_box.text().strip()
+        self.photo_view.set_search_label(text if text in self.label_texts() else None)
 
     def label_texts(self) -> list[str]:
         return [self.label_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.label_list.count())]

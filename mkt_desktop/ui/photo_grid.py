@@ -1,10 +1,15 @@
-"""The photo grid: a list model of (photo_id, path, score) with thumbnails loaded lazily off the UI thread."""
+"""The photo grid: a list model of (photo_id, path, score) with thumbnails loaded lazily off the UI thread.
 
+Double-click (or the context menu's "Open") opens a photo in the system viewer; photos can be dragged out as files.
+"""
+
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import (
     QAbstractListModel,
+    QMimeData,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -12,10 +17,11 @@ from PySide6.QtCore import (
     QSize,
     Qt,
     QThreadPool,
+    QUrl,
     Signal,
 )
-from PySide6.QtGui import QColor, QImage, QImageReader, QKeyEvent, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListView
+from PySide6.QtGui import QColor, QContextMenuEvent, QDesktopServices, QImage, QImageReader, QKeyEvent, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu
 
 THUMB_SIZE = 128
 
@@ -108,6 +114,25 @@ class PhotoModel(QAbstractListModel):
             return item.path
         return None
 
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        flags = super().flags(index)
+        if index.isValid():
+            flags |= Qt.ItemFlag.ItemIsDragEnabled
+        return flags
+
+    def mimeTypes(self) -> list[str]:
+        return ["text/uri-list"]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        """The photos' file URLs, so they can be dropped into a file manager."""
+        rows = sorted({index.row() for index in indexes if index.isValid() and index.row() < len(self.items)})
+        data = QMimeData()
+        data.setUrls([QUrl.fromLocalFile(self.items[row].path) for row in rows])
+        return data
+
+    def supportedDragActions(self) -> Qt.DropAction:
+        return Qt.DropAction.CopyAction
+
     def thumbnail(self, path: str) -> QPixmap:
         """The cached thumbnail, or a placeholder while it is loaded in the background."""
         pixmap = self._thumbs.get(path)
@@ -149,6 +174,26 @@ class PhotoGrid(QListView):
         self.setGridSize(QSize(THUMB_SIZE + 24, THUMB_SIZE + 48))
         self.setWordWrap(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setDefaultDropAction(Qt.DropAction.CopyAction)
+        self.doubleClicked.connect(self.open_index)
+
+    def open_index(self, index: QModelIndex) -> None:
+        """Open the photo in the system's viewer."""
+        if not index.isValid():
+            return
+        path = self.model().data(index, PhotoModel.PathRole)
+        if path:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        index = self.indexAt(event.pos())
+        if not index.isValid():
+            return
+        menu = QMenu(self)
+        menu.addAction("Open", lambda: self.open_index(index))
+        menu.exec(event.globalPos())
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.modifiers():

@@ -2,12 +2,18 @@
 
 The image is read on a small thread pool of its own, like the grid's thumbnails; library calls go through the
 window's `LibraryRunner`.
+
+The heat map shows where in the photo the selected label is: the label's score for each image patch, drawn over the
+photo as a translucent blue (low) to red (high) layer. The model squashes the whole photo to a square, so the patch
+grid is stretched over the whole displayed image.
 """
 
+import numpy as np
 from PySide6.QtCore import QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QImage, QPixmap, QResizeEvent
+from PySide6.QtGui import QImage, QPainter, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -25,6 +31,32 @@ from mkt_desktop.ui.workers import LibraryRunner
 
 PREVIEW_SIZE = 512
 LABEL_LIMIT = 10
+HEAT_ALPHA = 0.45
+
+
+def heat_image(grid: np.ndarray) -> QImage:
+    """The patch grid as a small RGBA image: min..max mapped to blue..red, at `HEAT_ALPHA` opacity."""
+    values = np.asarray(grid, dtype=np.float32)
+    span = float(values.max() - values.min())
+    norm = (values - values.min()) / span if span > 0 else np.full_like(values, 0.5)
+    rgba = np.zeros((*values.shape, 4), dtype=np.uint8)
+    rgba[..., 0] = np.round(norm * 255)
+    rgba[..., 2] = np.round((1.0 - norm) * 255)
+    rgba[..., 3] = round(HEAT_ALPHA * 255)
+    rgba = np.ascontiguousarray(rgba)
+    rows, cols = values.shape
+    return QImage(rgba.data, cols, rows, cols * 4, QImage.Format.Format_RGBA8888).copy()  # copy: own the pixels
+
+
+def with_heat_map(pixmap: QPixmap, grid: np.ndarray) -> QPixmap:
+    """A copy of `pixmap` with the grid stretched (bilinear) over all of it."""
+    result = QPixmap(pixmap)
+    overlay = heat_image(grid).scaled(pixmap.size(), Qt.AspectRatioMode.IgnoreAspectRatio,
+                                      Qt.TransformationMode.SmoothTransformation)
+    painter = QPainter(result)
+    painter.drawImage(0, 0, overlay)
+    painter.end()
+    return result
 
 
 def score_text(score: float | None, threshold: float | None) -> str:
@@ -40,6 +72,7 @@ class PhotoView(QWidget):
     """Shows one photo; `tagged` is emitted after Accept / Reject has been saved."""
 
     labels_shown = Signal(int)  # the photo id whose labels the table now shows
+    heat_map_changed = Signal(bool)  # whether the photo is now drawn with a heat map
     tagged = Signal(str, str)  # label, status
 
     def __init__(self, library: Library, runner: LibraryRunner, parent: QWidget | None = None):
@@ -51,6 +84,11 @@ class PhotoView(QWidget):
         self.labels: list[PhotoLabel] = []
         self._generation = 0
         self._image = QImage()
+        self._plain = QPixmap()  # the photo scaled to the label, without a heat map
+        self.search_label: str | None = None  # the heat map's label when no row is selected
+        self._heat_grids: dict[tuple[int, str], np.ndarray | None] = {}
+        self._heat_pending: set[tuple[int, str]] = set()
+        self._heat_shown = False
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self._signals = ThumbnailSignals(self)
@@ -66,6 +104,9 @@ class PhotoView(QWidget):
         self.path_label = QLabel()
         self.path_label.setWordWrap(True)
         self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.heat_checkbox = QCheckBox("Heat map")
+        self.heat_checkbox.setChecked(True)
+        self.heat_checkbox.setToolTip("Show where in the photo the selected label (or the searched label) is")
 
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Label", "Score / threshold", "Status"])
@@ -87,10 +128,13 @@ class PhotoView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.image_label, 2)
         layout.addWidget(self.path_label)
+        layout.addWidget(self.heat_checkbox)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
 
         self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.table.itemSelectionChanged.connect(self._show_image)
+        self.heat_checkbox.toggled.connect(lambda _checked: self._show_image())
         self.accept_button.clicked.connect(lambda: self.tag_selected_row("accepted"))
         self.reject_button.clicked.connect(lambda: self.tag_selected_row("rejected"))
 
@@ -100,6 +144,10 @@ class PhotoView(QWidget):
         self._generation += 1
         self.photo_id, self.path, self.labels = None, None, []
         self._image = QImage()
+        self._plain = QPixmap()
+        self._heat_grids.clear()
+        self._heat_pending.clear()
+        self._set_heat_shown(False)
         self.image_label.clear()
         self.image_label.setText("Select one photo")
         self.path_label.clear()
@@ -149,11 +197,66 @@ class PhotoView(QWidget):
             self._show_image()
 
     def _show_image(self) -> None:
+        """Draw the photo scaled to the label, with the heat map over it when one is wanted and loaded."""
         if self._image.isNull():
             return
-        pixmap = QPixmap.fromImage(self._image)
-        self.image_label.setPixmap(pixmap.scaled(self.image_label.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                                 Qt.TransformationMode.SmoothTransformation))
+        self._plain = QPixmap.fromImage(self._image).scaled(
+            self.image_label.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        grid = self._heat_grid()
+        if grid is None:
+            self.image_label.setPixmap(self._plain)
+        else:
+            self.image_label.setPixmap(with_heat_map(self._plain, grid))
+        self._set_heat_shown(grid is not None)
+
+    def plain_pixmap(self) -> QPixmap:
+        """The displayed photo without the heat map."""
+        return self._plain
+
+    # -- the heat map -------------------------------------------------------------------------
+
+    def heat_label(self) -> str | None:
+        """The label the heat map is for: the selected row's, else the searched label's."""
+        return self.selected_label() or self.search_label
+
+    def set_search_label(self, label: str | None) -> None:
+        if label != self.search_label:
+            self.search_label = label
+            self._show_image()
+
+    def heat_map_shown(self) -> bool:
+        return self._heat_shown
+
+    def _set_heat_shown(self, shown: bool) -> None:
+        if shown != self._heat_shown:
+            self._heat_shown = shown
+            self.heat_map_changed.emit(shown)
+
+    def _heat_grid(self) -> np.ndarray | None:
+        """The loaded patch grid to draw, or None (off, no label, not loaded yet: then it is fetched)."""
+        label = self.heat_label()
+        if not self.heat_checkbox.isChecked() or label is None or self.photo_id is None:
+            return None
+        key = (self.photo_id, label)
+        if key in self._heat_grids:
+            return self._heat_grids[key]
+        if key not in self._heat_pending:
+            self._heat_pending.add(key)
+            generation = self._generation
+            self.runner.submit(self.library.patch_scores, self.photo_id, label,
+                               on_done=lambda grid: self._heat_loaded(generation, key, grid),
+                               on_error=self._heat_failed)
+        return None
+
+    def _heat_loaded(self, generation: int, key: tuple[int, str], grid: np.ndarray | None) -> None:
+        if generation != self._generation:
+            return  # another photo was selected meanwhile
+        self._heat_pending.discard(key)
+        self._heat_grids[key] = None if grid is None or np.size(grid) == 0 else np.asarray(grid)
+        self._show_image()
+
+    def _heat_failed(self, exc: Exception) -> None:
+        self._failed(exc)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
