@@ -23,18 +23,6 @@ from mkt_desktop.library.xmp import read_photo_subjects
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory) -> str:
-    """A tiny MKT model with random weights, exported as a bundle (the demo model stands in later)."""
-    import torch
-
-    from mkt_core.bundle import export_bundle
-    from mkt_core.model import create_model
-
-    torch.manual_seed(0)
-    return str(export_bundle(create_model("tiny"), tmp_path_factory.mktemp("bundle") / "tiny"))
-
-
 def _photo(path: Path, seed: int, fmt: str | None = None, **save) -> Path:
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)

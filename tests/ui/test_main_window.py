@@ -2,62 +2,13 @@
 
 import gc
 import time
-from pathlib import Path
 
 import numpy as np
-import pytest
-from PIL import Image
 from PySide6.QtCore import Qt, QTimer
 
-from mkt_desktop.library.library import Library
 from mkt_desktop.library.xmp import read_photo_subjects, sidecar_path
-from mkt_desktop.ui.main_window import MainWindow
 from mkt_desktop.ui.photo_grid import PhotoModel
-
-WAIT_MS = 30_000
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory) -> str:
-    import torch
-
-    from mkt_core.bundle import export_bundle
-    from mkt_core.model import create_model
-
-    torch.manual_seed(0)
-    return str(export_bundle(create_model("tiny"), tmp_path_factory.mktemp("bundle") / "tiny"))
-
-
-def write_photos(folder: Path, count: int) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for seed in range(count):
-        rng = np.random.default_rng(seed)
-        pixels = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
-        pixels[:, : 8 * (seed % 7 + 1)] = (seed * 37) % 255
-        path = folder / f"photo{seed:03d}.jpg"
-        Image.fromarray(pixels).save(path, quality=90)
-        paths.append(path)
-    return paths
-
-
-def open_window(qtbot, db: Path, model: str) -> MainWindow:
-    window = MainWindow(Library(db_path=db, model=model))
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
-
-
-def wait_idle(qtbot, window: MainWindow) -> None:
-    qtbot.waitUntil(lambda: not window.runner.busy(), timeout=WAIT_MS)
-
-
-def index_through_ui(qtbot, window: MainWindow) -> None:
-    with qtbot.waitSignal(window.indexing_finished, timeout=WAIT_MS) as blocker:
-        qtbot.mouseClick(window.rescan_button, Qt.MouseButton.LeftButton)
-    assert not isinstance(blocker.args[0], Exception), blocker.args[0]
-    wait_idle(qtbot, window)
+from tests.ui.helpers import WAIT_MS, index_through_ui, open_window, wait_idle, write_photos
 
 
 def test_search_label_tag_export_and_reopen(qtbot, tmp_path, tiny_bundle):
