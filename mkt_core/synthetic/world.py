@@ -98,7 +98,7 @@ class WorldSpec:
     shapes: tuple[str, ...] = DEFAULT_SHAPES
     unseen_shapes: tuple[str, ...] = DEFAULT_UNSEEN_SHAPES
     unseen_compositions: tuple[str, ...] = DEFAULT_UNSEEN_COMPOSITIONS
-    image_size: int = 96
+    image_size: int = 64
     min_objects: int = 1
     max_objects: int = 3
     min_radius: float = 0.13  # object radius as a fraction of the image side
