@@ -149,6 +149,13 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_pretrain_vlp(args) -> int:
+    from mkt_core.synthetic.pretrain import config_from_args, run_pretrain
+
+    print(f"wrote {run_pretrain(config_from_args(args))}")
+    return 0
+
+
 def cmd_presets(args) -> int:
     from mkt_core.config import get_preset, list_presets
 
@@ -197,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="bundle folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     p.set_defaults(func=cmd_export)
+
+    from mkt_core.synthetic.pretrain import add_arguments as add_pretrain_arguments
+
+    p = sub.add_parser("pretrain-vlp", help="pretrain the toy CLIP teacher on the synthetic world (offline)")
+    add_pretrain_arguments(p)
+    p.set_defaults(func=cmd_pretrain_vlp)
 
     p = sub.add_parser("presets", help="list the model presets")
     p.set_defaults(func=cmd_presets)
