@@ -45,6 +45,7 @@ class TrainConfig:
     strict: bool = _opt(False, "stop at the first missing or corrupt image instead of skipping it")
     workers: int = _opt(2, "data loader worker processes")
     randaugment: str | None = _opt(None, "timm RandAugment string, e.g. rand-m9-mstd0.5-inc1 (released code)")
+    crop_scale: float = _opt(0.5, "smallest area fraction kept by the random resized crop (1.0: whole image)")
 
     # optimisation
     epochs: int = _opt(20, "training epochs")
@@ -67,6 +68,7 @@ class TrainConfig:
     out: str = _opt("runs/mkt", "output folder: checkpoints, metrics.jsonl, curves.png, eval tables")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     log_every: int = _opt(10, "write a metrics.jsonl line every N steps")
+    progress: bool = _opt(True, "show a progress bar on stderr")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -163,15 +163,19 @@ def build_optimizer(model: MKT, config: TrainConfig, lr: float) -> torch.optim.O
     return torch.optim.AdamW(param_groups, lr=lr)
 
 
-def learning_rate(config: TrainConfig, peak: float, epoch_progress: float) -> float:
-    """lr at a fractional epoch: constant (paper) or linear warm-up then half-cosine (released code)."""
+def learning_rate(config: TrainConfig, peak: float, epoch_progress: float, total_epochs: float | None = None) -> float:
+    """lr at a fractional epoch: constant (paper) or linear warm-up then half-cosine (released code).
+
+    The cosine ends where training ends: `total_epochs` (a run cut short by max_steps), else config.epochs.
+    """
     if config.schedule == "constant":
         return peak
     if config.schedule != "warmup_cosine":
         raise ValueError(f"schedule must be 'constant' or 'warmup_cosine', got {config.schedule!r}")
     if epoch_progress < config.warmup_epochs:
         return peak * epoch_progress / config.warmup_epochs
-    span = max(config.epochs - config.warmup_epochs, 1e-8)
+    end = config.epochs if total_epochs is None else total_epochs
+    span = max(end - config.warmup_epochs, 1e-8)
     cosine = 0.5 * (1 + math.cos(math.pi * min((epoch_progress - config.warmup_epochs) / span, 1.0)))
     return config.min_lr + (peak - config.min_lr) * cosine
 
@@ -181,7 +185,7 @@ def learning_rate(config: TrainConfig, peak: float, epoch_progress: float) -> fl
 def load_split(config: TrainConfig, split: str, image_size: int, mean, std, train: bool) -> MultiLabelSplit:
     from mkt_core.data import load_generic, load_nus_wide, load_open_images
 
-    transform = (train_transform(image_size, mean, std, config.randaugment) if train
+    transform = (train_transform(image_size, mean, std, config.randaugment, config.crop_scale) if train
                  else eval_transform(image_size, mean, std))
     # JPEG draft mode decodes big photos at a fraction of their size, never below the crop's needs
     options = {"strict": config.strict, "decode_size": image_size}
@@ -341,7 +345,7 @@ class Trainer:
 
         if self.dist.is_main and sys.platform != "win32":
             signal.signal(signal.SIGINT, on_interrupt)
-        progress = _progress(total_steps, self.step, self.dist.is_main)
+        progress = _progress(total_steps, self.step, self.dist.is_main and config.progress)
         result: dict[str, Any] = {"status": "finished"}
         try:
             while self.step < total_steps:
@@ -376,7 +380,8 @@ class Trainer:
         started, seen = time.perf_counter(), 0
         for images, targets, _, bad in self.loader:
             self._note_skipped(bad)
-            lr = learning_rate(config, self.peak_lr, self.step / self.steps_per_epoch)
+            lr = learning_rate(config, self.peak_lr, self.step / self.steps_per_epoch,
+                               total_steps / self.steps_per_epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
             images = images.to(self.device, non_blocking=True)

@@ -1,7 +1,8 @@
 """Your own photos: an annotation file plus a label file, for training or testing on anything.
 
 Label file (UTF-8 text): one label per line, optionally followed by a TAB and `seen` or `unseen`
-(no flag means seen). Blank lines and lines starting with "#" are ignored. Order is kept.
+(no flag means seen; `unseen-<kind>`, e.g. `unseen-category`, is unseen too, the kind a note for
+benchmarks that report kinds apart). Blank lines and lines starting with "#" are ignored. Order is kept.
 
     cat
     dog
@@ -56,8 +57,9 @@ def read_label_file(path: str | os.PathLike) -> tuple[list[str], list[str]]:
                 continue
             label, _, flag = text.partition("\t")
             label, flag = label.strip(), flag.strip().lower() or "seen"
-            if flag not in ("seen", "unseen"):
-                raise ValueError(f"{path}:{number}: the flag after the TAB must be 'seen' or 'unseen', got {flag!r}")
+            if flag != "seen" and flag != "unseen" and not flag.startswith("unseen-"):
+                raise ValueError(f"{path}:{number}: the flag after the TAB must be 'seen', 'unseen' or "
+                                 f"'unseen-<kind>', got {flag!r}")
             if label in where:
                 raise ValueError(f"{path}:{number}: label {label!r} is listed twice (first on line {where[label]})")
             where[label] = number

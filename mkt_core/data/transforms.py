@@ -53,13 +53,18 @@ def _rand_augment(config: str, image_size: int, mean: tuple[float, ...]) -> Call
 
 
 def train_transform(image_size: int, mean: Sequence[float], std: Sequence[float],
-                    randaugment: str | None = None) -> Transform:
-    """Random resized crop (scale 0.5..1, bicubic) + horizontal flip [+ RandAugment] + normalise."""
+                    randaugment: str | None = None, crop_scale: float = 0.5) -> Transform:
+    """Random resized crop (scale crop_scale..1, bicubic) + horizontal flip [+ RandAugment] + normalise.
+
+    crop_scale = 1 keeps the whole image (resized): for labels that must stay true of what is seen.
+    """
     mean, std = _check_stats(mean, std)
-    steps: list = [
-        T.RandomResizedCrop(image_size, scale=(0.5, 1.0), interpolation=T.InterpolationMode.BICUBIC),
-        T.RandomHorizontalFlip(),
-    ]
+    if not 0 < crop_scale <= 1:
+        raise ValueError(f"crop_scale must be in (0, 1], got {crop_scale}")
+    bicubic = T.InterpolationMode.BICUBIC
+    crop = (T.Resize((image_size, image_size), interpolation=bicubic) if crop_scale == 1
+            else T.RandomResizedCrop(image_size, scale=(crop_scale, 1.0), interpolation=bicubic))
+    steps: list = [crop, T.RandomHorizontalFlip()]
     if randaugment:
         steps.append(_rand_augment(randaugment, image_size, mean))
     steps += [T.ToTensor(), T.Normalize(mean, std)]

@@ -37,6 +37,16 @@ def test_label_file_marks_unseen_labels(project):
     assert read_label_file(project / "labels.txt") == (SEEN, UNSEEN)
 
 
+def test_label_file_unseen_kinds_count_as_unseen(tmp_path):
+    # what the synthetic world's write_multilabel_set writes: unseen labels of two kinds
+    path = tmp_path / "labels.tsv"
+    path.write_text("red star\tseen\nred moon\tunseen-category\nred heart\tunseen-composition\n")
+    assert read_label_file(path) == (["red star"], ["red moon", "red heart"])
+    path.write_text("red star\tsometimes\n")
+    with pytest.raises(ValueError, match="labels.tsv:1"):
+        read_label_file(path)
+
+
 def test_csv_train_and_test_splits(project):
     csv_path = project / "ann" / "train.csv"
     csv_path.write_text("path,labels\n"

@@ -82,3 +82,16 @@ def test_randaugment_posterize_at_full_magnitude_does_not_crash():
     out = transform(Image.fromarray(pixels))
     levels = torch.unique(torch.round(out * 255))
     assert set(levels.tolist()) <= {0.0, 128.0} and len(levels) == 2
+
+
+def test_crop_scale_one_keeps_the_whole_image():
+    # A border column of red must survive every draw: labels of what is visible stay true.
+    pixels = np.zeros((40, 40, 3), dtype=np.uint8)
+    pixels[:, :4] = (255, 0, 0)
+    transform = train_transform(20, (0, 0, 0), (1, 1, 1), crop_scale=1.0)
+    for seed in range(8):
+        torch.manual_seed(seed)
+        out = transform(Image.fromarray(pixels))
+        assert max(out[0, :, 0].min(), out[0, :, -1].min()) > 0.9  # on the left, or on the right when flipped
+    with pytest.raises(ValueError, match="crop_scale"):
+        train_transform(20, MEAN, STD, crop_scale=0)
