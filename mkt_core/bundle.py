@@ -158,13 +158,15 @@ class TextGraph(nn.Module):
 
 
 def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite: bool = False,
-                  dynamo: bool = False) -> Path:
+                  dynamo: bool = False, half_weights: bool = False) -> Path:
     """Write an MKT model as a bundle folder (see the module docstring); returns the folder.
 
     The folder is written beside `out_dir` and renamed into place at the end, so a failed
     export never leaves a half bundle where the app would look for one.
     `dynamo=False` uses torch's TorchScript ONNX exporter: several times faster to export here and
     with the same parity; `dynamo=True` the torch.export-based one.
+    `half_weights` stores weights.safetensors (the torch fallback's copy) in float16, halving it; the
+    ONNX encoders the runtime uses stay float32.
     """
     from mkt_core.checkpoint import portable_config
 
@@ -186,7 +188,8 @@ def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite
     model.eval()
     try:
         return _write_bundle(out_dir, manifest, state, MKTImageGraph(model.student), ["global", "local"],
-                             TextGraph(model.vlp, spec, model.prompt), spec, model.vlp.tokenizer, overwrite, dynamo)
+                             TextGraph(model.vlp, spec, model.prompt), spec, model.vlp.tokenizer, overwrite, dynamo,
+                             half_weights)
     finally:
         model.train(was_training)
 
@@ -222,7 +225,7 @@ def export_clip_bundle(model_name: str, pretrained: str | None, out_dir: str | P
 
 def _write_bundle(out_dir: str | Path, manifest: dict[str, Any], state: dict[str, torch.Tensor],
                   image_graph: nn.Module, image_outputs: list[str], text_graph: nn.Module, spec: PromptSpec,
-                  tokenizer, overwrite: bool, dynamo: bool) -> Path:
+                  tokenizer, overwrite: bool, dynamo: bool, half_weights: bool = False) -> Path:
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
@@ -240,6 +243,8 @@ def _write_bundle(out_dir: str | Path, manifest: dict[str, Any], state: dict[str
         _export_onnx(text_graph.eval(), (ids, lengths), work / TEXT_FILE, ["ids", "label_lengths"], ["embeddings"],
                      dynamo)
         state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        if half_weights:
+            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         save_file(_unshare(state), str(work / WEIGHTS_FILE), metadata={"format": FORMAT})
         manifest["fingerprint"] = fingerprint(state, manifest)
         (work / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -468,8 +473,9 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
     return bundle
 
 
-def cli_export(checkpoint: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+def cli_export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, half_weights: bool = False,
+               name: str | None = None) -> Path:
     """`mkt-train export CHECKPOINT --out DIR`: a saved checkpoint folder -> a bundle folder."""
     from mkt_core.checkpoint import load_model
 
-    return export_bundle(load_model(checkpoint), out, overwrite=overwrite)
+    return export_bundle(load_model(checkpoint), out, name=name, overwrite=overwrite, half_weights=half_weights)

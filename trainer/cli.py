@@ -144,7 +144,8 @@ def cmd_label_embeddings(args) -> int:
 def cmd_export(args) -> int:
     from mkt_core.bundle import cli_export
 
-    folder = cli_export(args.checkpoint, args.out, overwrite=args.overwrite)
+    folder = cli_export(args.checkpoint, args.out, overwrite=args.overwrite, half_weights=args.half_weights,
+                        name=args.name)
     print(f"wrote {folder}")
     return 0
 
@@ -153,6 +154,24 @@ def cmd_pretrain_vlp(args) -> int:
     from mkt_core.synthetic.pretrain import config_from_args, run_pretrain
 
     print(f"wrote {run_pretrain(config_from_args(args))}")
+    return 0
+
+
+def cmd_toy_benchmark(args) -> int:
+    from mkt_core.synthetic.benchmark import config_from_args, run_benchmark
+
+    config = config_from_args(args)
+    results = run_benchmark(config)
+    print((Path(config.out) / "results.md").read_text(encoding="utf-8"))
+    print(f"wrote {Path(config.out) / 'results.json'} ({results['seconds']:.0f} s)")
+    return 0
+
+
+def cmd_demo_photos(args) -> int:
+    from mkt_core.synthetic.world import WorldSpec, write_demo_photos
+
+    csv_path = write_demo_photos(args.out, args.count, args.seed, WorldSpec(image_size=args.size))
+    print(f"wrote {args.count} demo photos to {args.out} (what each shows: {csv_path})")
     return 0
 
 
@@ -203,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint folder (model.safetensors + config.json)")
     p.add_argument("--out", required=True, help="bundle folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    p.add_argument("--half-weights", action="store_true",
+                   help="store the torch fallback's weights in float16 (half the size; ONNX stays float32)")
+    p.add_argument("--name", help="the model's name in the manifest (default: the config's)")
     p.set_defaults(func=cmd_export)
 
     from mkt_core.synthetic.pretrain import add_arguments as add_pretrain_arguments
@@ -210,6 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain-vlp", help="pretrain the toy CLIP teacher on the synthetic world (offline)")
     add_pretrain_arguments(p)
     p.set_defaults(func=cmd_pretrain_vlp)
+
+    from mkt_core.synthetic.benchmark import add_arguments as add_benchmark_arguments
+
+    p = sub.add_parser("toy-benchmark", help="the MKT ablation table on the synthetic world, with the shipped "
+                                             "toy teacher (results.json, results.md)")
+    add_benchmark_arguments(p)
+    p.set_defaults(func=cmd_toy_benchmark)
+
+    p = sub.add_parser("demo-photos", help="write a folder of photos of the synthetic world (for the demo model)")
+    p.add_argument("out", help="folder to write the JPEGs and labels.csv into")
+    p.add_argument("--count", type=int, default=60, help="how many photos (default: 60)")
+    p.add_argument("--seed", type=int, default=0, help="which photos: the same seed gives the same photos")
+    p.add_argument("--size", type=int, default=64, help="side in pixels (default: 64, the demo model's input)")
+    p.set_defaults(func=cmd_demo_photos)
 
     p = sub.add_parser("presets", help="list the model presets")
     p.set_defaults(func=cmd_presets)

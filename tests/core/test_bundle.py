@@ -128,6 +128,24 @@ def test_export_from_a_saved_checkpoint_is_the_same_model(tmp_path, tuned):
         assert np.abs(labels_onnx - model.encode_labels(LABELS).numpy()).max() <= 1e-4
 
 
+def test_half_weights_halve_the_torch_copy_and_leave_the_onnx_encoders_exact(tmp_path, tuned):
+    from safetensors import safe_open
+
+    model, folder = tuned
+    half = load_bundle(export_bundle(model, tmp_path / "half", half_weights=True))
+    with safe_open(str(half.file("weights")), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    assert half.file("weights").stat().st_size < 0.6 * load_bundle(folder).file("weights").stat().st_size
+    images = torch.randn(2, 3, 64, 64)
+    onnx_global = _session(half.file("image_encoder")).run(None, {"images": images.numpy()})[0]
+    torch_models = half.load_torch()  # the fallback loads the float16 copy into float32 modules
+    with torch.no_grad():
+        exact_global = model.encode_image(images)[0].numpy()
+        fallback_global = torch_models.image(images)[0].numpy()
+    assert np.abs(onnx_global - exact_global).max() <= 1e-4
+    assert np.abs(fallback_global - exact_global).max() <= 2e-2  # float16 rounding, no more
+
+
 def test_export_does_not_overwrite_by_accident(tmp_path, tuned):
     model, folder = tuned
     target = _copy(folder, tmp_path)
