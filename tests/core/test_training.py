@@ -178,3 +178,23 @@ def test_layer_decay_and_fix_layer_follow_the_released_code():
     block1 = dict(model.named_parameters())["student.backbone.blocks.1.attn.qkv.weight"]
     head = dict(model.named_parameters())["student.global_head.weight"]
     assert scale_of[id(block1)] == 0.5 ** 1 and scale_of[id(head)] == 1.0
+
+
+def test_a_run_cut_short_by_max_steps_ends_its_cosine_at_its_last_step(tmp_path):
+    data = write_generic_dataset(tmp_path / "data", count=16)
+    out = tmp_path / "run"
+    assert mkt_train(["stage1", *_flags(data, out, **{"max-steps": "6", "epochs": "50", "schedule": "warmup_cosine",
+                                                      "warmup-epochs": "0.5", "lr": "0.01", "eval-every": "0"})]) == 0
+    lrs = [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines() if '"lr"' in line]
+    assert len(lrs) == 6
+    assert lrs[0] < lrs[1] and max(lrs) == pytest.approx(0.01)  # 2 steps per epoch: 1 step of warm-up
+    assert lrs[-1] < 0.1 * max(lrs)  # decayed by the last step, not by epoch 50
+
+
+def test_demo_photos_command_writes_photos_and_what_they_show(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert mkt_train(["demo-photos", str(out), "--count", "4", "--seed", "1", "--size", "96"]) == 0
+    photos = sorted(out.glob("*.jpg"))
+    assert len(photos) == 4 and all(Image.open(p).size == (96, 96) for p in photos)
+    rows = (out / "labels.csv").read_text().splitlines()
+    assert rows[0] == "path,labels" and len(rows) == 5 and rows[1].startswith("scene_00000.jpg,")
