@@ -112,6 +112,11 @@ class Library:
                 self._model_id = row.id
         return self._model_id
 
+    @property
+    def thumbnail_dir(self) -> Path:
+        """Where the app keeps its thumbnails of this library's photos."""
+        return self.db_path.parent / f"{self.db_path.stem}-thumbnails"
+
     def device_description(self) -> str:
         return self.engine.device_description()
 

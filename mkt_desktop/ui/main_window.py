@@ -3,9 +3,12 @@
 Every library call runs on the `LibraryRunner` thread; the window only reacts to the signals that come back.
 """
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -13,6 +16,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QMainWindow,
     QProgressBar,
+    QProgressDialog,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -22,13 +26,22 @@ from PySide6.QtWidgets import (
 from mkt_desktop.library.indexer import IndexReport, Progress
 from mkt_desktop.library.library import LabelInfo, Library, SearchHit
 from mkt_desktop.library.model_source import ModelUnavailable
+from mkt_desktop.settings import Settings
 from mkt_desktop.ui.label_panel import ThresholdPanel
 from mkt_desktop.ui.photo_grid import GridItem, PhotoGrid, PhotoModel
 from mkt_desktop.ui.photo_view import PhotoView
+from mkt_desktop.ui.settings_dialog import SettingsDialog
 from mkt_desktop.ui.workers import CancelFlag, LibraryRunner
 
 SEARCH_DELAY_MS = 250
 SEARCH_LIMIT = 500
+LOADING_DIALOG_DELAY_MS = 800  # a model that loads faster than this never shows the dialog
+ERROR_STYLE = "background: #fde2e1; color: #8a1f11; padding: 6px; border: 1px solid #e0a49c;"
+INFO_STYLE = "background: #e3eefc; color: #173b6c; padding: 6px; border: 1px solid #9fbbe0;"
+DEMO_NOTE = ("Demo model: it was trained offline on this project's synthetic world of coloured shapes, so it "
+             "knows labels like \"red star\" or \"blue moon\" and little else. To tag your own photos, choose "
+             "a CLIP model (clip:ViT-B-16/openai, downloaded once) or a bundle of your own in Library → Settings. "
+             "Demo photos: mkt-train demo-photos FOLDER.")
 
 
 def _eta(seconds: float | None) -> str:
@@ -45,9 +58,12 @@ class MainWindow(QMainWindow):
     search_finished = Signal(str)  # the text the grid now shows results for
     labels_refreshed = Signal()  # the labels list has been refilled
 
-    def __init__(self, library: Library, parent: QWidget | None = None):
+    def __init__(self, library: Library, parent: QWidget | None = None, settings: Settings | None = None,
+                 settings_path: str | Path | None = None):
         super().__init__(parent)
         self.library = library
+        self.settings = settings or Settings(model=library.model_spec)
+        self.settings_path = Path(settings_path) if settings_path else None
         self.runner = LibraryRunner(self)
         self.cancel_flag = CancelFlag()
         self.indexing = False
@@ -59,6 +75,7 @@ class MainWindow(QMainWindow):
         self.refresh_folders()
         self.refresh_photos()
         self.refresh_labels()
+        self.loading_dialog = self._loading_dialog()
         self.runner.submit(self.library.device_description, on_done=self._show_device, on_error=self._job_failed)
 
     # -- layout -------------------------------------------------------------------------------
@@ -69,7 +86,7 @@ class MainWindow(QMainWindow):
         self.search_box.setClearButtonEnabled(True)
         self.banner = QLabel()
         self.banner.setWordWrap(True)
-        self.banner.setStyleSheet("background: #fde2e1; color: #8a1f11; padding: 6px; border: 1px solid #e0a49c;")
+        self.banner.setStyleSheet(ERROR_STYLE)
         self.banner.hide()
 
         self.folder_list = QListWidget()
@@ -85,8 +102,9 @@ class MainWindow(QMainWindow):
         buttons.addWidget(self.rescan_button)
         left_layout.addLayout(buttons)
 
-        self.photo_model = PhotoModel(self)
-        self.grid = PhotoGrid()
+        self.photo_model = PhotoModel(self, cache_dir=self.library.thumbnail_dir,
+                                      thumb_size=self.settings.thumbnail_size)
+        self.grid = PhotoGrid(thumb_size=self.settings.thumbnail_size)
         self.grid.setModel(self.photo_model)
 
         self.label_list = QListWidget()
@@ -159,22 +177,75 @@ class MainWindow(QMainWindow):
         rescan = menu.addAction("Rescan")
         rescan.triggered.connect(self.start_indexing)
         menu.addAction(self.export_action)
+        menu.addSeparator()
+        self.settings_action = menu.addAction("Settings…")
+        self.settings_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Preferences))
+        self.settings_action.triggered.connect(self.open_settings)
 
     # -- messages -----------------------------------------------------------------------------
 
-    def show_banner(self, text: str) -> None:
+    def show_banner(self, text: str, info: bool = False) -> None:
+        self.banner.setStyleSheet(INFO_STYLE if info else ERROR_STYLE)
         self.banner.setText(text)
         self.banner.show()
 
+    def _loading_dialog(self) -> QProgressDialog:
+        """A busy dialog while the model loads, shown only when that takes a while (an open_clip download)."""
+        what = self.library.model_spec
+        text = f"Loading the model {what}…"
+        if what.startswith("clip:"):
+            text += "\nThe first time, open_clip downloads its weights; this can take a few minutes."
+        dialog = QProgressDialog(text, "", 0, 0, self)
+        dialog.setWindowTitle("MKT Photo Tagger")
+        dialog.setCancelButton(None)
+        dialog.setMinimumDuration(LOADING_DIALOG_DELAY_MS)
+        dialog.setValue(0)
+        return dialog
+
+    def _model_loaded(self) -> None:
+        if self.loading_dialog is not None:
+            self.loading_dialog.reset()
+            self.loading_dialog = None
+
     def _job_failed(self, exc: Exception) -> None:
         if isinstance(exc, ModelUnavailable):
+            self._model_loaded()
             self.device_label.setText("No model")
             self.show_banner(f"The model cannot be loaded: {exc}")
         else:
             self.statusBar().showMessage(f"Error: {exc}", 10000)
 
     def _show_device(self, description: str) -> None:
+        self._model_loaded()
         self.device_label.setText(description)
+        if self.library.model_spec == "demo":
+            self.show_banner(DEMO_NOTE, info=True)
+
+    # -- settings -------------------------------------------------------------------------------
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        self.apply_settings(dialog.settings())
+
+    def apply_settings(self, new: Settings) -> None:
+        """Keep the new settings; the thumbnail size applies now, the rest at the next start."""
+        old, self.settings = self.settings, new
+        if self.settings_path is not None:
+            try:
+                new.save(self.settings_path)
+            except OSError as exc:
+                self.statusBar().showMessage(f"Settings not saved: {self.settings_path}: {exc}", 10000)
+                return
+        if new.thumbnail_size != old.thumbnail_size:
+            self.photo_model.set_thumb_size(new.thumbnail_size)
+            self.grid.set_thumb_size(new.thumbnail_size)
+        later = [name for name in ("model", "device", "batch_size", "database")
+                 if getattr(new, name) != getattr(old, name)]
+        if later:
+            self.statusBar().showMessage(f"Saved; the new {', '.join(later).replace('_', ' ')} apply when the app "
+                                         "is next started", 15000)
 
     # -- folders and indexing -----------------------------------------------------------------
 

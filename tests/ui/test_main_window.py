@@ -133,9 +133,9 @@ def test_missing_model_shows_a_banner(qtbot, tmp_path):
 def test_app_main_runs_and_quits(qtbot, tmp_path, tiny_bundle):
     from PySide6.QtWidgets import QApplication
 
-    from mkt_desktop.app import main, parse_args
+    from mkt_desktop.app import main
 
-    assert parse_args([]).model == "demo"
     QTimer.singleShot(1500, QApplication.instance().closeAllWindows)
-    assert main(["--db", str(tmp_path / "lib.sqlite"), "--model", tiny_bundle]) == 0
+    assert main(["--db", str(tmp_path / "lib.sqlite"), "--model", tiny_bundle,
+                 "--settings", str(tmp_path / "settings.json")]) == 0
     assert (tmp_path / "lib.sqlite").is_file()

@@ -1,0 +1,89 @@
+"""The Settings dialog: model, device, batch size, thumbnail size and database location."""
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from mkt_desktop.settings import BATCH_SIZES, DEVICES, THUMBNAIL_SIZES, Settings
+
+MODEL_CHOICES = ("demo", "clip:ViT-B-16/openai", "clip:ViT-B-32/openai")
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.model_box = QComboBox()
+        self.model_box.setEditable(True)
+        self.model_box.addItems(MODEL_CHOICES)
+        self.model_box.setCurrentText(settings.model)
+        self.model_box.setToolTip("'demo' (offline, knows only the synthetic world), an open_clip model as "
+                                  "clip:NAME/TAG (downloads its weights once), or a bundle folder")
+        browse_model = QPushButton("Bundle folder…")
+        browse_model.clicked.connect(self._choose_bundle)
+        self.device_box = QComboBox()
+        self.device_box.addItems(DEVICES)
+        self.device_box.setCurrentText(settings.device)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(*BATCH_SIZES)
+        self.batch_spin.setValue(settings.batch_size)
+        self.thumb_spin = QSpinBox()
+        self.thumb_spin.setRange(*THUMBNAIL_SIZES)
+        self.thumb_spin.setSingleStep(16)
+        self.thumb_spin.setSuffix(" px")
+        self.thumb_spin.setValue(settings.thumbnail_size)
+        self.database_edit = QLineEdit(settings.database)
+        self.database_edit.setPlaceholderText("library.sqlite in the user data folder")
+        browse_db = QPushButton("File…")
+        browse_db.clicked.connect(self._choose_database)
+
+        form = QFormLayout(self)
+        form.addRow("Model", _row(self.model_box, browse_model))
+        form.addRow("Device", self.device_box)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Thumbnail size", self.thumb_spin)
+        form.addRow("Database", _row(self.database_edit, browse_db))
+        note = QLabel("The thumbnail size applies at once; the model, device, batch size and database "
+                      "when the app is next started.")
+        note.setWordWrap(True)
+        form.addRow(note)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def settings(self) -> Settings:
+        """What the dialog shows, as settings (raises ValueError for a model left empty)."""
+        return Settings(model=self.model_box.currentText().strip(), device=self.device_box.currentText(),
+                        batch_size=self.batch_spin.value(), thumbnail_size=self.thumb_spin.value(),
+                        database=self.database_edit.text().strip())
+
+    def _choose_bundle(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "A model bundle folder (written by mkt-train export)")
+        if folder:
+            self.model_box.setCurrentText(folder)
+
+    def _choose_database(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Library database", self.database_edit.text(),
+                                              "SQLite database (*.sqlite)")
+        if path:
+            self.database_edit.setText(path)
+
+
+def _row(*widgets: QWidget) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        layout.addWidget(widget)
+    return row
