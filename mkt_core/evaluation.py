@@ -42,6 +42,7 @@ def evaluate_split(model: MKT, split: MultiLabelSplit, batch_size: int, ks: list
         raise ValueError(f"{split.name}: no readable image to evaluate")
     all_targets = torch.cat(targets).numpy()
     results: dict[str, Any] = {"images": int(all_targets.shape[0]), "skipped_images": len(skipped),
+                               "missing_images": len(split.dataset.missing),
                                "labels": len(split.labels), "unseen_labels": len(split.unseen)}
     for setting, columns in settings.items():
         setting_scores = torch.cat(scores[setting]).numpy()

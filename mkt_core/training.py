@@ -345,6 +345,9 @@ class Trainer:
 
         if self.dist.is_main and sys.platform != "win32":
             signal.signal(signal.SIGINT, on_interrupt)
+        missing = self.train_split.dataset.missing
+        if missing and self.step == 0:
+            self.log({"event": "missing_images", "count": len(missing), "paths": missing[:100]})
         progress = _progress(total_steps, self.step, self.dist.is_main and config.progress)
         result: dict[str, Any] = {"status": "finished"}
         try:
@@ -366,7 +369,7 @@ class Trainer:
             progress.close()
             if self.dist.is_main and sys.platform != "win32":
                 signal.signal(signal.SIGINT, previous)
-        result.update(step=self.step, skipped_images=len(self.skipped))
+        result.update(step=self.step, skipped_images=len(self.skipped), missing_images=len(missing))
         if self.dist.enabled:
             result["ranks_in_sync"] = self._check_ranks_in_sync()
         self.log({"event": "end", **result})

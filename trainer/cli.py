@@ -131,6 +131,10 @@ def cmd_label_embeddings(args) -> int:
     if not labels:
         print(f"{args.labels}: no labels", file=sys.stderr)
         return 2
+    if bool(args.checkpoint) == bool(args.preset):
+        print("mkt-train label-embeddings: give either --checkpoint (a trained model's prompt) or --preset "
+              "(its fixed prompt and pretrained text encoder)", file=sys.stderr)
+        return 2
     model = load_model(args.checkpoint) if args.checkpoint else create_model(args.preset)
     embeddings = model.encode_labels(labels).detach().contiguous()
     out = Path(args.out)
@@ -214,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("label-embeddings", help="precompute the fixed label embeddings of a vocabulary")
     p.add_argument("labels", help="text file, one label per line (a tab and anything after it is ignored)")
     p.add_argument("--checkpoint", help="checkpoint folder whose text encoder and prompt to use")
-    p.add_argument("--preset", default="tiny", help="preset to use when no checkpoint is given")
+    p.add_argument("--preset", help="a preset whose text encoder to use instead (downloads its weights; "
+                                    "'tiny' is random, for tests)")
     p.add_argument("--out", required=True, help="output .safetensors file")
     p.set_defaults(func=cmd_label_embeddings)
 

@@ -144,7 +144,8 @@ class LabelledImages(Dataset):
     """Images with a target row each: 1 positive, -1 negative, 0 unannotated.
 
     Files missing on disk are dropped at construction (a cheap stat each) and listed in `missing`,
-    so a partly downloaded data set still trains. A file that exists but cannot be decoded is only
+    so a partly downloaded data set still trains (strict: the first one is an ImageLoadError). A file
+    that exists but cannot be decoded is only
     found when it is read: then the item comes back as a zero image with ok=False (or, strict,
     ImageLoadError), and `collate_skipping_bad` removes it from the batch.
     """
@@ -170,6 +171,9 @@ class LabelledImages(Dataset):
         self.strict = strict
         self.decode_size = decode_size
         self._blank: torch.Tensor | None = None
+        if self.missing and strict:
+            raise ImageLoadError(self.missing[0], f"file not found ({len(self.missing)} of {len(all_paths)} "
+                                                  "images are missing; strict mode makes that fatal)")
         if self.missing:
             log.warning("%d of %d images are missing on disk and were left out (first: %s)",
                         len(self.missing), len(all_paths), self.missing[0])

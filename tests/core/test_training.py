@@ -142,6 +142,22 @@ def test_corrupt_images_are_skipped_and_counted_unless_strict(tmp_path, capsys):
     assert "broken_" in capsys.readouterr().err
 
 
+def test_missing_images_are_counted_and_logged_unless_strict(tmp_path, capsys):
+    data = write_generic_dataset(tmp_path / "data", count=12)
+    with open(data["annotations"], "a", encoding="utf-8") as f:
+        f.write(f"photos/never_downloaded.jpg,{SEEN[0]}\n")
+    out = tmp_path / "run"
+    assert mkt_train(["stage1", *_flags(data, out, epochs=1, **{"eval-every": "0"})]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["missing_images"] == 1 and result["status"] == "finished"
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
+              if '"missing_images"' in line and '"event"' in line]
+    assert events[0]["count"] == 1 and events[0]["paths"][0].endswith("never_downloaded.jpg")
+    assert mkt_train(["stage1", *_flags(data, tmp_path / "strict", epochs=1, strict="true")]) == 1
+    err = capsys.readouterr().err
+    assert "never_downloaded.jpg" in err and "file not found" in err
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
     data = write_generic_dataset(tmp_path / "data", count=32)
@@ -198,3 +214,23 @@ def test_demo_photos_command_writes_photos_and_what_they_show(tmp_path, capsys):
     assert len(photos) == 4 and all(Image.open(p).size == (96, 96) for p in photos)
     rows = (out / "labels.csv").read_text().splitlines()
     assert rows[0] == "path,labels" and len(rows) == 5 and rows[1].startswith("scene_00000.jpg,")
+
+
+def test_label_embeddings_command_writes_the_checkpoints_embeddings(tmp_path, capsys):
+    from safetensors import safe_open
+
+    from mkt_core.checkpoint import load_model, save_model
+    from mkt_core.model import create_model
+
+    checkpoint = save_model(create_model("tiny"), tmp_path / "ckpt")
+    (tmp_path / "labels.txt").write_text("red circle\tseen\nblue moon\tunseen\n\n")
+    out = tmp_path / "emb.safetensors"
+    assert mkt_train(["label-embeddings", str(tmp_path / "labels.txt"), "--out", str(out)]) == 2
+    assert "--checkpoint" in capsys.readouterr().err
+    assert mkt_train(["label-embeddings", str(tmp_path / "labels.txt"), "--checkpoint", str(checkpoint),
+                      "--out", str(out)]) == 0
+    with safe_open(str(out), "pt") as f:
+        embeddings = f.get_tensor("embeddings")
+        assert json.loads(f.metadata()["labels"]) == ["red circle", "blue moon"]
+    expected = load_model(checkpoint).encode_labels(["red circle", "blue moon"])
+    assert embeddings.shape == (2, 64) and (embeddings - expected).abs().max() < 1e-6

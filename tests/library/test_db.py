@@ -1,0 +1,56 @@
+"""The library database: WAL, foreign keys, a schema version, migrations in order, newer schemas refused."""
+
+import sqlite3
+
+import pytest
+from sqlalchemy import text
+
+from mkt_desktop.library import db
+
+
+def test_a_new_database_uses_wal_and_foreign_keys_and_records_its_version(tmp_path):
+    path = tmp_path / "lib.sqlite"
+    Session = db.open_database(path)
+    with Session() as session:
+        assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        with pytest.raises(Exception, match="FOREIGN KEY"):  # a tag on a photo that does not exist
+            session.execute(text("INSERT INTO tags (photo_id, label_id, status, updated) "
+                                 "VALUES (999, 999, 'accepted', '2026-01-01')"))
+            session.commit()
+    assert sqlite3.connect(path).execute("SELECT version FROM schema_info").fetchone() == (db.SCHEMA_VERSION,)
+
+
+def test_migrations_run_in_order_and_keep_the_data(tmp_path, monkeypatch):
+    path = tmp_path / "lib.sqlite"
+    Session = db.open_database(path)
+    with Session() as session:
+        session.execute(text("INSERT INTO labels (text, key, source, created) "
+                             "VALUES ('red star', 'red star', 'user', '2026-01-01')"))
+        session.commit()
+    ran = []
+
+    def add_note_column(conn):
+        ran.append("to 2")
+        conn.execute(text("ALTER TABLE labels ADD COLUMN note TEXT"))
+
+    monkeypatch.setattr(db, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(db, "MIGRATIONS", [add_note_column])
+    db.open_database(path)
+    db.open_database(path)  # already at 2: nothing runs again
+    assert ran == ["to 2"]
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT version FROM schema_info").fetchone() == (2,)
+    assert con.execute("SELECT text, note FROM labels").fetchall() == [("red star", None)]
+
+
+def test_a_database_from_a_newer_program_is_refused_untouched(tmp_path):
+    path = tmp_path / "lib.sqlite"
+    db.open_database(path)
+    con = sqlite3.connect(path)
+    con.execute("UPDATE schema_info SET version = 99")
+    con.commit()
+    con.close()
+    with pytest.raises(RuntimeError, match=r"lib\.sqlite: database schema version 99 is newer"):
+        db.open_database(path)
+    assert sqlite3.connect(path).execute("SELECT version FROM schema_info").fetchone() == (99,)
