@@ -121,25 +121,34 @@ class TextGraph(nn.Module):
     label's takes its embedding from the tuned table; with no prompt (CLIP) the plain token table.
     """
 
-    def __init__(self, vlp, spec: PromptSpec, prompt: nn.Module | None = None):
+    def __init__(self, vlp, spec: PromptSpec, prompt: nn.Module | None = None, half_tables: bool = False):
         super().__init__()
         self.vlp = vlp
         self.n_prefix, self.n_suffix = len(spec.prefix_ids), len(spec.suffix_ids)
         self.mode = "plain" if prompt is None else prompt.tuning
+        # half_tables: the token tables (most of a small text tower's bytes) as float16 constants, cast
+        # to float32 after the lookup; everything else stays float32.
+        self.half_tables = half_tables
+        if half_tables:
+            self.register_buffer("vocab", vlp.clip.token_embedding.weight.detach().half().clone())
         if self.mode == "token_table":
-            self.register_buffer("table", prompt.token_table.weight.detach().clone())
+            table = prompt.token_table.weight.detach().clone()
+            self.register_buffer("table", table.half() if half_tables else table)
         if self.mode == "context":
             self.register_buffer("ctx_prefix", prompt.ctx_prefix.detach().clone())
             self.register_buffer("ctx_suffix", prompt.ctx_suffix.detach().clone())
 
     def forward(self, ids: torch.Tensor, label_lengths: torch.Tensor) -> torch.Tensor:
-        embeds = self.vlp.clip.token_embedding(ids)
+        if self.half_tables:
+            embeds = F.embedding(ids, self.vocab).float()
+        else:
+            embeds = self.vlp.clip.token_embedding(ids)
         positions = torch.arange(ids.shape[1], device=ids.device)[None, :]
         start = 1 + self.n_prefix
         label_end = (start + label_lengths)[:, None]
         if self.mode == "token_table":
             is_label = (positions >= start) & (positions < label_end)
-            embeds = torch.where(is_label[..., None], embeds, F.embedding(ids, self.table.to(embeds.dtype)))
+            embeds = torch.where(is_label[..., None], embeds, F.embedding(ids, self.table).to(embeds.dtype))
         elif self.mode == "context":
             if self.n_prefix:
                 in_prefix = (positions >= 1) & (positions < start)
@@ -165,8 +174,10 @@ def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite
     export never leaves a half bundle where the app would look for one.
     `dynamo=False` uses torch's TorchScript ONNX exporter: several times faster to export here and
     with the same parity; `dynamo=True` the torch.export-based one.
-    `half_weights` stores weights.safetensors (the torch fallback's copy) in float16, halving it; the
-    ONNX encoders the runtime uses stay float32.
+    `half_weights` makes a compact bundle: weights.safetensors (the torch fallback's copy) in float16,
+    and the text encoder's token tables as float16 constants (cast to float32 after the lookup). The
+    image encoder and the rest of the text encoder stay float32. Both the ONNX encoders and the torch
+    fallback (which reads every weight rounded to float16) then stay within float16 rounding of the model.
     """
     from mkt_core.checkpoint import portable_config
 
@@ -181,6 +192,7 @@ def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite
         "patch_grid": grid, "num_patches": grid[0] * grid[1], "top_k": model.config.top_k,
         "prompt": {**spec.to_dict(), "tuning": model.config.prompt_tuning},
         "files": {"image_encoder": IMAGE_FILE, "text_encoder": TEXT_FILE, "weights": WEIGHTS_FILE},
+        "weights_dtype": "float16" if half_weights else "float32",
         "torch": {"config": portable_config(model).to_dict(), "vlp_mean": list(model.vlp.mean),
                   "vlp_std": list(model.vlp.std), "skipped_prefix": _MKT_SKIPPED_PREFIX},
     }
@@ -188,8 +200,8 @@ def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite
     model.eval()
     try:
         return _write_bundle(out_dir, manifest, state, MKTImageGraph(model.student), ["global", "local"],
-                             TextGraph(model.vlp, spec, model.prompt), spec, model.vlp.tokenizer, overwrite, dynamo,
-                             half_weights)
+                             TextGraph(model.vlp, spec, model.prompt, half_tables=half_weights), spec,
+                             model.vlp.tokenizer, overwrite, dynamo, half_weights)
     finally:
         model.train(was_training)
 

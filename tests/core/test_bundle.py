@@ -128,22 +128,32 @@ def test_export_from_a_saved_checkpoint_is_the_same_model(tmp_path, tuned):
         assert np.abs(labels_onnx - model.encode_labels(LABELS).numpy()).max() <= 1e-4
 
 
-def test_half_weights_halve_the_torch_copy_and_leave_the_onnx_encoders_exact(tmp_path, tuned):
+def test_half_weights_make_a_compact_bundle_whose_encoders_agree(tmp_path, tuned):
     from safetensors import safe_open
 
     model, folder = tuned
+    full = load_bundle(folder)
     half = load_bundle(export_bundle(model, tmp_path / "half", half_weights=True))
+    assert half.manifest["weights_dtype"] == "float16"
     with safe_open(str(half.file("weights")), "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
-    assert half.file("weights").stat().st_size < 0.6 * load_bundle(folder).file("weights").stat().st_size
+    for role in ("weights", "text_encoder"):  # the token table is most of both
+        assert half.file(role).stat().st_size < 0.6 * full.file(role).stat().st_size
     images = torch.randn(2, 3, 64, 64)
+    ids, lengths = half.tokenize(LABELS)
     onnx_global = _session(half.file("image_encoder")).run(None, {"images": images.numpy()})[0]
-    torch_models = half.load_torch()  # the fallback loads the float16 copy into float32 modules
+    onnx_labels = _session(half.file("text_encoder")).run(None, {"ids": ids, "label_lengths": lengths})[0]
+    fallback = half.load_torch()  # the float16 copy loaded into float32 modules
     with torch.no_grad():
         exact_global = model.encode_image(images)[0].numpy()
-        fallback_global = torch_models.image(images)[0].numpy()
-    assert np.abs(onnx_global - exact_global).max() <= 1e-4
-    assert np.abs(fallback_global - exact_global).max() <= 2e-2  # float16 rounding, no more
+        exact_labels = model.encode_labels(LABELS).numpy()
+        fallback_global = fallback.image(images)[0].numpy()
+        fallback_labels = fallback.text(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
+    assert np.abs(onnx_global - exact_global).max() <= 1e-4  # the image encoder stays float32
+    assert 0 < np.abs(onnx_labels - exact_labels).max() <= 2e-2  # the rounded token table, no more
+    for got in (fallback_labels, fallback_global):  # every weight rounded to float16, no more
+        want = exact_labels if got is fallback_labels else exact_global
+        assert np.abs(got - want).max() <= 2e-2
 
 
 def test_export_does_not_overwrite_by_accident(tmp_path, tuned):
