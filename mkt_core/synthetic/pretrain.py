@@ -93,28 +93,31 @@ def model_config(preset: str, image_size: int) -> dict[str, Any]:
 
 @dataclass
 class PretrainConfig:
-    """One teacher pretraining run; the run is a pure function of these fields (and the thread count)."""
+    """One teacher pretraining run; the run is a pure function of these fields (and the thread count).
+
+    The defaults are the shipped teacher's run (run D of docs/proving-ground.md).
+    """
 
     preset: str = "toy"
     image_size: int = 64
-    steps: int = 5000
+    steps: int = 1500
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.1
-    warmup_steps: int = 200
+    warmup_steps: int = 100
     seed: int = 0
     out: str = "runs/toy-teacher"
     # torch CPU threads; 0 leaves torch's default. One thread is steady on a shared 2-core machine (two
     # OpenMP threads ran 3x slower whenever another process was busy) and keeps runs bit-reproducible.
     threads: int = 1
-    pool: int = 120000  # training scenes generated up front and cycled through (with flips)
+    pool: int = 60000  # training scenes generated up front and cycled through (with flips)
     cache_dir: str | None = None  # where the generated pool is kept between runs (None: not kept)
     hard_negatives: bool = True
     partial_captions: float = 0.5  # probability that a caption names only some of the objects
     plain_article: float = 0.3  # probability of "a" before every word, as MKT's prompt "There is a {}" has
     save_fp16: bool = True
-    eval_every: int = 500  # steps between quick evaluations (0: only at the end)
-    eval_scenes: int = 1000  # single-object and multi-object scenes each in the final evaluation
+    eval_every: int = 250  # steps between quick evaluations (0: only at the end)
+    eval_scenes: int = 500  # single-object and multi-object scenes each in the final evaluation
     log_every: int = 50
     world: dict[str, Any] = field(default_factory=dict)  # WorldSpec fields other than image_size
 
