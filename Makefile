@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(BIN)/mkt-desktop
 
 lint: $(STAMP)
-	$(BIN)/ruff check mkt_core trainer mkt_desktop tests benchmarks
+	$(BIN)/ruff check mkt_core trainer mkt_desktop tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -249,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="folder to write the JPEGs and labels.csv into")
     p.add_argument("--count", type=int, default=60, help="how many photos (default: 60)")
     p.add_argument("--seed", type=int, default=0, help="which photos: the same seed gives the same photos")
-    p.add_argument("--size", type=int, default=64, help="side in pixels (default: 64, the demo model's input)")
+    p.add_argument("--size", type=int, default=160,
+                   help="side in pixels (default: 160; the demo model sees them at 64, its input size)")
     p.set_defaults(func=cmd_demo_photos)
 
     p = sub.add_parser("presets", help="list the model presets")

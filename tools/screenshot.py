@@ -1,0 +1,65 @@
+"""Take the README's screenshot: the app on the demo model after indexing demo photos and typing a label.
+
+    xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshot.py docs/screenshots/demo-model.png
+
+Everything happens in a temporary folder (demo photos, library database); the real window is shown on
+the X display (Xvfb) and the screen is grabbed, so the picture is what a person would see.
+"""
+
+import sys
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mkt_core.synthetic.world import WorldSpec, write_demo_photos  # noqa: E402
+from mkt_desktop.library.library import Library  # noqa: E402
+from mkt_desktop.ui.main_window import MainWindow  # noqa: E402
+
+LABEL = "red star"
+
+
+def wait_until(app: QApplication, condition, seconds: float = 120) -> None:
+    loop_ms, waited = 50, 0.0
+    while not condition():
+        if waited > seconds:
+            raise TimeoutError("the window did not get there in time")
+        loop = QEventLoop()
+        QTimer.singleShot(loop_ms, loop.quit)
+        loop.exec()
+        waited += loop_ms / 1000
+
+
+def main(out: str) -> int:
+    app = QApplication(sys.argv[:1])
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = Path(tmp) / "demo-photos"
+        write_demo_photos(photos, count=60, seed=7, world=WorldSpec(image_size=160))
+        window = MainWindow(Library(db_path=Path(tmp) / "library.sqlite", model="demo"))
+        window.resize(1280, 780)
+        window.show()
+        finished = []
+        window.indexing_finished.connect(finished.append)
+        window.add_folder(str(photos))
+        wait_until(app, lambda: finished and not window.runner.busy())
+        searched = []
+        window.search_finished.connect(searched.append)
+        window.search_box.setText(LABEL)
+        wait_until(app, lambda: LABEL in searched and not window.runner.busy())
+        window.grid.setCurrentIndex(window.photo_model.index(0))
+        wait_until(app, lambda: all(window.photo_model.has_thumbnail(i.path) for i in window.photo_model.items[:30]))
+        window.photo_view.wait()
+        wait_until(app, lambda: not window.runner.busy())
+        QTimer.singleShot(1500, app.quit)
+        app.exec()
+        app.primaryScreen().grabWindow(0).save(out)
+        window.close()
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "screenshot.png"))
