@@ -5,6 +5,7 @@
       image_encoder.onnx     images [B, 3, H, W] float32 -> global [B, D] (+ local [B, N, D] for kind "mkt")
       text_encoder.onnx      ids [L, C] int64, label_lengths [L] int64 -> embeddings [L, D], L2-normalised
       weights.safetensors    the same weights for the torch fallback (config in the manifest)
+      vocabulary.txt         optional: the labels the model was made for, one a line
 
 The text encoder takes the prompt's token ids laid out as `PromptLearner.tokenize` lays them out
 (`[SOT] prefix label suffix [EOT] pad`); the learned prompt (CoOp context vectors, or the tuned
@@ -34,6 +35,7 @@ MANIFEST_FILE = "manifest.json"
 IMAGE_FILE = "image_encoder.onnx"
 TEXT_FILE = "text_encoder.onnx"
 WEIGHTS_FILE = "weights.safetensors"
+VOCABULARY_FILE = "vocabulary.txt"  # optional: the labels the model was made for, one a line
 OPSET = 18
 KINDS = ("mkt", "clip")
 CLIP_PROMPT_TEMPLATE = "a photo of a {}."
@@ -167,7 +169,7 @@ class TextGraph(nn.Module):
 
 
 def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite: bool = False,
-                  dynamo: bool = False, half_weights: bool = False) -> Path:
+                  dynamo: bool = False, half_weights: bool = False, vocabulary: list[str] | None = None) -> Path:
     """Write an MKT model as a bundle folder (see the module docstring); returns the folder.
 
     The folder is written beside `out_dir` and renamed into place at the end, so a failed
@@ -178,6 +180,8 @@ def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite
     and the text encoder's token tables as float16 constants (cast to float32 after the lookup). The
     image encoder and the rest of the text encoder stay float32. Both the ONNX encoders and the torch
     fallback (which reads every weight rounded to float16) then stay within float16 rounding of the model.
+    `vocabulary`: the labels the model was made for, written to vocabulary.txt; the app scores them at
+    index time instead of its general vocabulary (a model of one domain knows that domain's words).
     """
     from mkt_core.checkpoint import portable_config
 
@@ -201,7 +205,7 @@ def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite
     try:
         return _write_bundle(out_dir, manifest, state, MKTImageGraph(model.student), ["global", "local"],
                              TextGraph(model.vlp, spec, model.prompt, half_tables=half_weights), spec,
-                             model.vlp.tokenizer, overwrite, dynamo, half_weights)
+                             model.vlp.tokenizer, overwrite, dynamo, half_weights, vocabulary)
     finally:
         model.train(was_training)
 
@@ -237,7 +241,8 @@ def export_clip_bundle(model_name: str, pretrained: str | None, out_dir: str | P
 
 def _write_bundle(out_dir: str | Path, manifest: dict[str, Any], state: dict[str, torch.Tensor],
                   image_graph: nn.Module, image_outputs: list[str], text_graph: nn.Module, spec: PromptSpec,
-                  tokenizer, overwrite: bool, dynamo: bool, half_weights: bool = False) -> Path:
+                  tokenizer, overwrite: bool, dynamo: bool, half_weights: bool = False,
+                  vocabulary: list[str] | None = None) -> Path:
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
@@ -260,6 +265,8 @@ def _write_bundle(out_dir: str | Path, manifest: dict[str, Any], state: dict[str
         save_file(_unshare(state), str(work / WEIGHTS_FILE), metadata={"format": FORMAT})
         manifest["fingerprint"] = fingerprint(state, manifest)
         (work / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        if vocabulary:
+            (work / VOCABULARY_FILE).write_text("".join(f"{label}\n" for label in vocabulary), encoding="utf-8")
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -486,8 +493,20 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
 
 
 def cli_export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, half_weights: bool = False,
-               name: str | None = None) -> Path:
-    """`mkt-train export CHECKPOINT --out DIR`: a saved checkpoint folder -> a bundle folder."""
+               name: str | None = None, vocabulary: str | Path | None = None) -> Path:
+    """`mkt-train export CHECKPOINT --out DIR`: a saved checkpoint folder -> a bundle folder.
+
+    `vocabulary` is a label file (one label a line; a TAB and what follows it, blank lines and "#"
+    lines are ignored), such as the label file a model was trained with.
+    """
     from mkt_core.checkpoint import load_model
 
-    return export_bundle(load_model(checkpoint), out, name=name, overwrite=overwrite, half_weights=half_weights)
+    labels = None
+    if vocabulary is not None:
+        lines = Path(vocabulary).read_text(encoding="utf-8").splitlines()
+        labels = list(dict.fromkeys(line.split("\t")[0].strip() for line in lines
+                                    if line.strip() and not line.lstrip().startswith("#")))
+        if not labels:
+            raise ValueError(f"{vocabulary}: no labels in the vocabulary file")
+    return export_bundle(load_model(checkpoint), out, name=name, overwrite=overwrite, half_weights=half_weights,
+                         vocabulary=labels)

@@ -6,6 +6,9 @@ Everything happens in a temporary folder (demo photos, library database); the re
 the X display (Xvfb) and the screen is grabbed, so the picture is what a person would see.
 """
 
+import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -33,6 +36,14 @@ def wait_until(app: QApplication, condition, seconds: float = 120) -> None:
         waited += loop_ms / 1000
 
 
+def grab_screen(window: MainWindow, out: str) -> None:
+    """The X screen as it is (ImageMagick's `import`), else the window as Qt renders it."""
+    if shutil.which("import") and os.environ.get("DISPLAY"):
+        subprocess.run(["import", "-window", "root", out], check=True)
+    else:
+        window.grab().save(out)
+
+
 def main(out: str) -> int:
     app = QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,13 +60,18 @@ def main(out: str) -> int:
         window.search_finished.connect(searched.append)
         window.search_box.setText(LABEL)
         wait_until(app, lambda: LABEL in searched and not window.runner.busy())
+        window.save_label()  # Enter: the typed words become a saved label
+        wait_until(app, lambda: LABEL in window.label_texts() and not window.runner.busy())
         window.grid.setCurrentIndex(window.photo_model.index(0))
-        wait_until(app, lambda: all(window.photo_model.has_thumbnail(i.path) for i in window.photo_model.items[:30]))
+        wait_until(app, lambda: all(window.photo_model.has_thumbnail(i.path) for i in window.photo_model.items[:6]))
         window.photo_view.wait()
         wait_until(app, lambda: not window.runner.busy())
-        QTimer.singleShot(1500, app.quit)
+        def grab_and_quit() -> None:
+            grab_screen(window, out)
+            app.quit()
+
+        QTimer.singleShot(1500, grab_and_quit)  # grabbed while the event loop runs and the window is drawn
         app.exec()
-        app.primaryScreen().grabWindow(0).save(out)
         window.close()
     print(f"wrote {out}")
     return 0

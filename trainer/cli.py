@@ -149,7 +149,7 @@ def cmd_export(args) -> int:
     from mkt_core.bundle import cli_export
 
     folder = cli_export(args.checkpoint, args.out, overwrite=args.overwrite, half_weights=args.half_weights,
-                        name=args.name)
+                        name=args.name, vocabulary=args.vocabulary)
     print(f"wrote {folder}")
     return 0
 
@@ -230,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--half-weights", action="store_true",
                    help="store the torch fallback's weights in float16 (half the size; ONNX stays float32)")
     p.add_argument("--name", help="the model's name in the manifest (default: the config's)")
+    p.add_argument("--vocabulary", help="label file of the labels the model was made for (e.g. its training "
+                                        "label file); the app scores these at index time")
     p.set_defaults(func=cmd_export)
 
     from mkt_core.synthetic.pretrain import add_arguments as add_pretrain_arguments

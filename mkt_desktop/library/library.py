@@ -25,7 +25,7 @@ from mkt_desktop.library.labels import (
     normalise_label,
     threshold_from_moments,
 )
-from mkt_desktop.library.model_source import ASSETS, resolve_model
+from mkt_desktop.library.model_source import ASSETS, model_vocabulary, resolve_model
 
 APP_NAME = "mkt-photo-tagger"
 VOCABULARY = ASSETS / "vocabulary" / "default.txt"
@@ -203,13 +203,15 @@ class Library:
     # -- labels -------------------------------------------------------------------------------
 
     def _seed_vocabulary(self) -> None:
+        """A new library's labels: the ones its model brings (a demo of one world), else the general list."""
         with self.Session() as session:
             if session.scalar(select(func.count()).select_from(Label)):
                 return
-            if not VOCABULARY.is_file():
+            vocabulary = model_vocabulary(self.model_spec) or VOCABULARY
+            if not vocabulary.is_file():
                 return
             seen = set()
-            for line in VOCABULARY.read_text(encoding="utf-8").splitlines():
+            for line in vocabulary.read_text(encoding="utf-8").splitlines():
                 if not line.strip() or line.startswith("#"):
                     continue
                 text = normalise_label(line)

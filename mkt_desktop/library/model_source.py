@@ -7,7 +7,7 @@
 
 from pathlib import Path
 
-from mkt_core.bundle import Bundle, load_bundle
+from mkt_core.bundle import VOCABULARY_FILE, Bundle, load_bundle
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 DEMO_MODEL = ASSETS / "demo-model"
@@ -48,3 +48,13 @@ def _clip_bundle(name_tag: str, cache_dir: Path) -> Bundle:
     except Exception as exc:  # noqa: BLE001 - download, offline or export failures get one clear message
         raise ModelUnavailable(f"cannot make a CLIP bundle for {name_tag}: {exc}") from exc
     return load_bundle(folder)
+
+
+def model_vocabulary(spec: str) -> Path | None:
+    """The vocabulary file a bundle brings (the labels it was made for), without loading the model."""
+    spec = spec.strip()
+    if spec.startswith("clip:"):
+        return None
+    folder = DEMO_MODEL if spec == "demo" else Path(spec).expanduser()
+    path = folder / VOCABULARY_FILE
+    return path if path.is_file() else None

@@ -319,3 +319,19 @@ def test_patch_scores_show_where_a_label_is(tmp_path, tiny_bundle):
     assert rebuilt == pytest.approx(stored, abs=5e-3)  # fp16 global, int8 codes
     with pytest.raises(KeyError):
         lib.patch_scores(10_000, "red kite")
+
+
+def test_a_bundle_with_its_own_vocabulary_is_scored_with_it_instead_of_the_general_one(tmp_path):
+    from mkt_core.bundle import export_bundle
+    from mkt_core.model import create_model
+
+    bundle = export_bundle(create_model("tiny"), tmp_path / "bundle", vocabulary=["red kite", "blue moon"])
+    assert (bundle / "vocabulary.txt").read_text() == "red kite\nblue moon\n"
+    photos = tmp_path / "photos"
+    _photo(photos / "a.jpg", 1)
+    lib = open_library(tmp_path, str(bundle))
+    assert sorted(lib.vocabulary_labels()) == ["blue moon", "red kite"]
+    lib.index([photos])
+    assert {pl.label for pl in lib.photo_labels(photos / "a.jpg", source="vocabulary")} == {"red kite", "blue moon"}
+    general = Library(db_path=tmp_path / "other.sqlite", model=str(tmp_path / "no-bundle-here"))
+    assert len(general.vocabulary_labels()) > 300  # without a bundle vocabulary: the general list
