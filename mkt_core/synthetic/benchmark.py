@@ -232,7 +232,7 @@ def run_chain(config: BenchmarkConfig, data: dict[str, Path], run: str) -> dict[
     stage2_config = _train_config(config, data, run, 2, init=str(checkpoint1))
     checkpoint2 = train_stage(stage2_config, 2)
     seconds1 = train_seconds(Path(stage1_config.out))
-    seconds2 = seconds1 + train_seconds(Path(stage2_config.out))
+    seconds2 = round(seconds1 + train_seconds(Path(stage2_config.out)), 1)
     rows: dict[str, Any] = {}
     for name, checkpoint, seconds in ((stage1_row, checkpoint1, seconds1), (stage2_row, checkpoint2, seconds2)):
         if name is None:
@@ -325,7 +325,8 @@ def results_markdown(results: dict[str, Any]) -> str:
 
     config, chance = results["config"], results["chance"]
     lines = [f"## MKT on the synthetic world ({'quick' if config['quick'] else 'full'} run)", "",
-             f"{config['labels']} labels; {config['train_images']} training and {config['test_images']} test "
+             ", ".join(f"{n} {kind}" for kind, n in config["labels"].items()) + " labels; "
+             f"{config['train_images']} training and {config['test_images']} test "
              f"scenes; stage 1 {config['stage1_steps']} steps, stage 2 {config['stage2_steps']} steps, batch "
              f"{config['batch_size']}; {results['seconds']:.0f} s. Metrics in %. Chance mAP: "
              + ", ".join(f"{k[4:]} {100 * v:.1f}" for k, v in chance.items()) + ".", ""]

@@ -190,6 +190,11 @@ class PhotoModel(QAbstractListModel):
     def has_thumbnail(self, path: str) -> bool:
         return path in self._thumbs
 
+    @property
+    def thumbnails_requested(self) -> int:
+        """Photos whose thumbnail was asked for so far: only those the view has shown."""
+        return len(self._thumbs) + len(self._pending)
+
     def _thumbnail_loaded(self, path: str, image: QImage) -> None:
         self._pending.discard(path)
         self._thumbs[path] = QPixmap.fromImage(image) if not image.isNull() else self._placeholder

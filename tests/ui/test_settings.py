@@ -84,3 +84,26 @@ def test_thumbnails_are_read_from_the_disk_cache_once_made(qtbot, tmp_path):
     # A changed photo is another key: it is decoded again, never shown stale.
     Image.new("RGB", (80, 60), (255, 0, 0)).save(photo)
     assert cached_thumbnail_path(cache, str(photo), 64) != cached
+
+
+def test_a_grid_of_50000_photos_reads_only_the_thumbnails_it_shows(qtbot, tmp_path):
+    from mkt_desktop.ui.photo_grid import GridItem, PhotoGrid
+
+    photo = write_photos(tmp_path / "photos", 1)[0]
+    model = PhotoModel(cache_dir=tmp_path / "thumbs", thumb_size=96)
+    grid = PhotoGrid(thumb_size=96)
+    grid.setModel(model)
+    grid.resize(800, 600)
+    qtbot.addWidget(grid)
+    # 50,000 rows (one real photo, the rest not yet on disk: a placeholder each)
+    model.set_items([GridItem(i, str(photo) if i == 0 else str(tmp_path / f"p{i}.jpg"), 50_000 - i)
+                     for i in range(50_000)])
+    grid.show()
+    qtbot.waitExposed(grid)
+    qtbot.waitUntil(lambda: model.has_thumbnail(str(photo)), timeout=WAIT_MS)
+    assert 0 < model.thumbnails_requested < 200  # the rows on screen, not 50,000
+    grid.scrollToBottom()
+    last = model.items[-1].path
+    qtbot.waitUntil(lambda: model.has_thumbnail(last), timeout=WAIT_MS)
+    assert model.thumbnails_requested < 400
+    model.wait()
