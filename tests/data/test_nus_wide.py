@@ -128,6 +128,12 @@ def test_a_corrupt_image_is_flagged_and_dropped_by_collate(root):
 
 
 def test_strict_mode_raises_naming_the_file(root):
+    # a missing image is fatal at once, naming it
+    with pytest.raises(ImageLoadError, match="file not found") as info:
+        load_nus_wide(root, "train", transform(), strict=True)
+    assert image_path(root, MISSING) in str(info.value)
+    # a corrupt one when it is read; the others still load
+    write_image(Path(image_path(root, MISSING)))
     data = load_nus_wide(root, "train", transform(), strict=True).dataset
     bad_row = data.paths.index(image_path(root, CORRUPT))
     with pytest.raises(ImageLoadError) as info:
