@@ -152,12 +152,12 @@ def test_scores(model, split, teacher_only: bool = False, batch_size: int = 250)
     return torch.cat(out).float().numpy()
 
 
-def _test_split(model, config_path: dict[str, Path]):
+def _test_split(model, data: dict[str, Path]):
     from mkt_core.data import load_generic
     from mkt_core.data.transforms import eval_transform
 
     mc = model.config
-    return load_generic(config_path["test"], config_path["labels"], eval_transform(mc.image_size, mc.mean, mc.std),
+    return load_generic(data["test"], data["labels"], eval_transform(mc.image_size, mc.mean, mc.std),
                         split="test", strict=True)
 
 

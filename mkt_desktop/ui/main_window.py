@@ -76,7 +76,7 @@ class MainWindow(QMainWindow):
         self.refresh_photos()
         self.refresh_labels()
         self.loading_dialog = self._loading_dialog()
-        self.runner.submit(self.library.device_description, on_done=self._show_device, on_error=self._job_failed)
+        self.runner.submit(self.library.device_description, on_done=self._show_device, on_error=self._model_failed)
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -207,11 +207,15 @@ class MainWindow(QMainWindow):
             self.loading_dialog.reset()
             self.loading_dialog = None
 
+    def _model_failed(self, exc: Exception) -> None:
+        """Any failure to load the model (missing, a broken bundle, a failed download) ends the busy dialog."""
+        self._model_loaded()
+        self.device_label.setText("No model")
+        self.show_banner(f"The model cannot be loaded: {exc}")
+
     def _job_failed(self, exc: Exception) -> None:
         if isinstance(exc, ModelUnavailable):
-            self._model_loaded()
-            self.device_label.setText("No model")
-            self.show_banner(f"The model cannot be loaded: {exc}")
+            self._model_failed(exc)
         else:
             self.statusBar().showMessage(f"Error: {exc}", 10000)
 

@@ -107,3 +107,14 @@ def test_a_grid_of_50000_photos_reads_only_the_thumbnails_it_shows(qtbot, tmp_pa
     qtbot.waitUntil(lambda: model.has_thumbnail(last), timeout=WAIT_MS)
     assert model.thumbnails_requested < 400
     model.wait()
+
+
+def test_a_broken_bundle_ends_the_loading_dialog_with_a_banner_naming_it(qtbot, tmp_path):
+    broken = tmp_path / "broken-bundle"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    window = open_window(qtbot, tmp_path / "lib.sqlite", str(broken))
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=WAIT_MS)
+    assert "cannot be loaded" in window.banner.text() and "manifest.json" in window.banner.text()
+    assert window.loading_dialog is None and window.device_label.text() == "No model"
+    window.close()
