@@ -124,18 +124,34 @@ def cmd_label_embeddings(args) -> int:
     from safetensors.torch import save_file
 
     from mkt_core.checkpoint import load_model
+    from mkt_core.config import get_preset
     from mkt_core.model import create_model
 
-    labels = [line.split("\t")[0].strip() for line in Path(args.labels).read_text(encoding="utf-8").splitlines()]
+    lines = Path(args.labels).read_text(encoding="utf-8").splitlines()
+    labels = [line.split("\t")[0].strip() for line in lines if not line.lstrip().startswith("#")]
     labels = [label for label in labels if label]
     if not labels:
         print(f"{args.labels}: no labels", file=sys.stderr)
         return 2
-    if bool(args.checkpoint) == bool(args.preset):
-        print("mkt-train label-embeddings: give either --checkpoint (a trained model's prompt) or --preset "
-              "(its fixed prompt and pretrained text encoder)", file=sys.stderr)
+    if sum(bool(x) for x in (args.checkpoint, args.preset, args.config)) != 1:
+        print("mkt-train label-embeddings: give one of --checkpoint (a trained model's prompt), --preset or "
+              "--config (the fixed prompt and pretrained text encoder of a preset or a training config)",
+              file=sys.stderr)
         return 2
-    model = load_model(args.checkpoint) if args.checkpoint else create_model(args.preset)
+    if args.checkpoint:
+        model = load_model(args.checkpoint)
+    else:
+        # only the text side is used: the student is built without downloading its weights
+        if args.config:
+            train = build_config(args.config, {})
+            config = get_preset(train.preset, **train.model_overrides())
+            if train.vlp_pretrained is not None:
+                config.vlp.pretrained = train.vlp_pretrained or None
+        else:
+            config = get_preset(args.preset)
+        config.student.pretrained = False
+        config.student.init_from_vlp = False
+        model = create_model(config)
     embeddings = model.encode_labels(labels).detach().contiguous()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -220,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="checkpoint folder whose text encoder and prompt to use")
     p.add_argument("--preset", help="a preset whose text encoder to use instead (downloads its weights; "
                                     "'tiny' is random, for tests)")
+    p.add_argument("--config", help="a training TOML config whose preset and vlp_pretrained to use instead")
     p.add_argument("--out", required=True, help="output .safetensors file")
     p.set_defaults(func=cmd_label_embeddings)
 

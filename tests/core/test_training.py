@@ -223,7 +223,7 @@ def test_label_embeddings_command_writes_the_checkpoints_embeddings(tmp_path, ca
     from mkt_core.model import create_model
 
     checkpoint = save_model(create_model("tiny"), tmp_path / "ckpt")
-    (tmp_path / "labels.txt").write_text("red circle\tseen\nblue moon\tunseen\n\n")
+    (tmp_path / "labels.txt").write_text("# the world's labels\nred circle\tseen\nblue moon\tunseen\n\n")
     out = tmp_path / "emb.safetensors"
     assert mkt_train(["label-embeddings", str(tmp_path / "labels.txt"), "--out", str(out)]) == 2
     assert "--checkpoint" in capsys.readouterr().err
@@ -234,3 +234,14 @@ def test_label_embeddings_command_writes_the_checkpoints_embeddings(tmp_path, ca
         assert json.loads(f.metadata()["labels"]) == ["red circle", "blue moon"]
     expected = load_model(checkpoint).encode_labels(["red circle", "blue moon"])
     assert embeddings.shape == (2, 64) and (embeddings - expected).abs().max() < 1e-6
+
+    # a training config's preset and teacher: the same text encoder as the preset's (toy: the shipped teacher)
+    (tmp_path / "toy.toml").write_text('preset = "toy"\n[data]\ndataset = "generic"\n')
+    by_config, by_preset = tmp_path / "by_config.safetensors", tmp_path / "by_preset.safetensors"
+    assert mkt_train(["label-embeddings", str(tmp_path / "labels.txt"), "--config", str(tmp_path / "toy.toml"),
+                      "--out", str(by_config)]) == 0
+    assert mkt_train(["label-embeddings", str(tmp_path / "labels.txt"), "--preset", "toy",
+                      "--out", str(by_preset)]) == 0
+    with safe_open(str(by_config), "pt") as a, safe_open(str(by_preset), "pt") as b:
+        assert a.get_tensor("embeddings").shape == (2, 128)
+        assert (a.get_tensor("embeddings") - b.get_tensor("embeddings")).abs().max() == 0
