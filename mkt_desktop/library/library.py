@@ -167,10 +167,16 @@ class Library:
         with self.Session() as session:
             return list(session.scalars(select(Folder.path).order_by(Folder.path)))
 
-    def index(self, folders: list[str | Path] | None = None, progress=None, cancel=None, batch_size: int = 16):
-        """Index the given folders (added if new), or all library folders; see indexer.py."""
+    def index(self, folders: list[str | Path] | None = None, progress=None, cancel=None,
+              batch_size: int | None = None):
+        """Index the given folders (added if new), or all library folders; see indexer.py.
+
+        `batch_size` photos are embedded per model call and committed together (a killed run loses at
+        most one batch); default: the engine options' batch size (the app's setting), else 16.
+        """
         from mkt_desktop.library.indexer import Indexer
 
+        batch_size = batch_size or self.engine_options.get("batch_size") or 16
         if folders:
             roots = [self.add_folder(f) for f in folders]
         else:
