@@ -2,6 +2,8 @@
 
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshot.py docs/screenshots/demo-model.png
 
+Needs Debian's xvfb, libxcb-icccm4, libxcb-keysyms1, libxcb-cursor0 and imagemagick (for `import`).
+
 Everything happens in a temporary folder (demo photos, library database); the real window is shown on
 the X display (Xvfb) and the screen is grabbed, so the picture is what a person would see.
 """
