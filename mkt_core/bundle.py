@@ -500,12 +500,11 @@ def cli_export(checkpoint: str | Path, out: str | Path, overwrite: bool = False,
     lines are ignored), such as the label file a model was trained with.
     """
     from mkt_core.checkpoint import load_model
+    from mkt_core.data.generic import read_label_list
 
     labels = None
     if vocabulary is not None:
-        lines = Path(vocabulary).read_text(encoding="utf-8").splitlines()
-        labels = list(dict.fromkeys(line.split("\t")[0].strip() for line in lines
-                                    if line.strip() and not line.lstrip().startswith("#")))
+        labels = list(dict.fromkeys(read_label_list(vocabulary)))
         if not labels:
             raise ValueError(f"{vocabulary}: no labels in the vocabulary file")
     return export_bundle(load_model(checkpoint), out, name=name, overwrite=overwrite, half_weights=half_weights,

@@ -125,11 +125,10 @@ def cmd_label_embeddings(args) -> int:
 
     from mkt_core.checkpoint import load_model
     from mkt_core.config import get_preset
+    from mkt_core.data.generic import read_label_list
     from mkt_core.model import create_model
 
-    lines = Path(args.labels).read_text(encoding="utf-8").splitlines()
-    labels = [line.split("\t")[0].strip() for line in lines if not line.lstrip().startswith("#")]
-    labels = [label for label in labels if label]
+    labels = read_label_list(args.labels)
     if not labels:
         print(f"{args.labels}: no labels", file=sys.stderr)
         return 2
@@ -245,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="bundle folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     p.add_argument("--half-weights", action="store_true",
-                   help="store the torch fallback's weights in float16 (half the size; ONNX stays float32)")
+                   help="a compact bundle: the torch fallback's weights and the text encoder's token tables in "
+                        "float16 (the image encoder stays float32)")
     p.add_argument("--name", help="the model's name in the manifest (default: the config's)")
     p.add_argument("--vocabulary", help="label file of the labels the model was made for (e.g. its training "
                                         "label file); the app scores these at index time")

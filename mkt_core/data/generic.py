@@ -45,6 +45,14 @@ from mkt_core.data.transforms import Transform
 _SEPARATORS = re.compile(r"[|;]")
 
 
+def read_label_list(path: str | os.PathLike) -> list[str]:
+    """The labels of a label file in file order, its flags ignored: one a line, whatever follows a TAB
+    dropped, blank lines and lines starting with "#" skipped (a vocabulary to embed or ship)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    labels = (line.split("\t")[0].strip() for line in lines if not line.lstrip().startswith("#"))
+    return [label for label in labels if label]
+
+
 def read_label_file(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """(seen labels, unseen labels), each in file order."""
     seen: list[str] = []

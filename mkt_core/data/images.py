@@ -145,9 +145,8 @@ class LabelledImages(Dataset):
 
     Files missing on disk are dropped at construction (a cheap stat each) and listed in `missing`,
     so a partly downloaded data set still trains (strict: the first one is an ImageLoadError). A file
-    that exists but cannot be decoded is only
-    found when it is read: then the item comes back as a zero image with ok=False (or, strict,
-    ImageLoadError), and `collate_skipping_bad` removes it from the batch.
+    that exists but cannot be decoded is only found when it is read: then the item comes back as a
+    zero image with ok=False (or, strict, ImageLoadError), and `collate_skipping_bad` removes it.
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike], targets: np.ndarray, labels: Sequence[str],
