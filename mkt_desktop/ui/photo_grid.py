@@ -38,7 +38,7 @@ class GridItem:
 
 
 class ThumbnailSignals(QObject):
-    loaded = Signal(str, QImage)
+    loaded = Signal(str, int, QImage)  # path, thumbnail size asked for, image
 
 
 def cached_thumbnail_path(cache_dir: Path, path: str, size: int) -> Path | None:
@@ -65,7 +65,7 @@ class ThumbnailJob(QRunnable):
         if cached is not None and cached.is_file():
             image = QImage(str(cached))
             if not image.isNull():
-                self.signals.loaded.emit(self.path, image)
+                self.signals.loaded.emit(self.path, self.size, image)
                 return
         reader = QImageReader(self.path)
         reader.setAutoTransform(True)
@@ -77,7 +77,7 @@ class ThumbnailJob(QRunnable):
             image = QImage()
         elif cached is not None:
             _save_atomically(image, cached)
-        self.signals.loaded.emit(self.path, image)
+        self.signals.loaded.emit(self.path, self.size, image)
 
 
 def _save_atomically(image: QImage, target: Path) -> None:
@@ -195,9 +195,11 @@ class PhotoModel(QAbstractListModel):
         """Photos whose thumbnail was asked for so far: only those the view has shown."""
         return len(self._thumbs) + len(self._pending)
 
-    def _thumbnail_loaded(self, path: str, image: QImage) -> None:
+    def _thumbnail_loaded(self, path: str, size: int, image: QImage) -> None:
         self._pending.discard(path)
-        self._thumbs[path] = QPixmap.fromImage(image) if not image.isNull() else self._placeholder
+        # One asked for before the size changed is dropped; the repaint below asks again at the new size.
+        if size == self.thumb_size:
+            self._thumbs[path] = QPixmap.fromImage(image) if not image.isNull() else self._placeholder
         for row, item in enumerate(self.items):
             if item.path == path:
                 index = self.index(row)

@@ -187,7 +187,7 @@ class PhotoView(QWidget):
         self._update_buttons()
         self.labels_shown.emit(photo_id)
 
-    def _image_loaded(self, path: str, image: QImage) -> None:
+    def _image_loaded(self, path: str, _size: int, image: QImage) -> None:
         if path != self.path:
             return
         self._image = image

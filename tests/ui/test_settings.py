@@ -5,7 +5,7 @@ import json
 import pytest
 from PIL import Image
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QImage
 
 from mkt_desktop.settings import Settings, load_settings
 from mkt_desktop.ui.photo_grid import PhotoModel, cached_thumbnail_path
@@ -118,3 +118,19 @@ def test_a_broken_bundle_ends_the_loading_dialog_with_a_banner_naming_it(qtbot, 
     assert "cannot be loaded" in window.banner.text() and "manifest.json" in window.banner.text()
     assert window.loading_dialog is None and window.device_label.text() == "No model"
     window.close()
+
+
+def test_a_thumbnail_asked_for_before_a_size_change_comes_at_the_new_size(qtbot, tmp_path):
+    photo = write_photos(tmp_path / "photos", 1)[0]
+    model = PhotoModel(thumb_size=64)
+    from mkt_desktop.ui.photo_grid import GridItem
+
+    model.set_items([GridItem(1, str(photo))])
+    model.thumbnail(str(photo))  # in flight at 64 px
+    model.set_thumb_size(32)
+    model._signals.loaded.emit(str(photo), 64, QImage(64, 48, QImage.Format.Format_RGB32))  # the late 64 px one
+    assert not model.has_thumbnail(str(photo))
+    model.thumbnail(str(photo))  # what the repaint does
+    qtbot.waitUntil(lambda: model.has_thumbnail(str(photo)), timeout=WAIT_MS)
+    assert max(model.thumbnail(str(photo)).width(), model.thumbnail(str(photo)).height()) == 32
+    model.wait()
