@@ -25,9 +25,9 @@ from PIL import Image, ImageDraw, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import machine_facts  # noqa: E402
-from mkt_core.engine import Engine, cpu_count  # noqa: E402
-from mkt_core.image_pipeline import Preprocess, embed_files  # noqa: E402
-from mkt_core.store import EmbeddingStore  # noqa: E402
+from mkt_core.runtime.engine import Engine, cpu_count  # noqa: E402
+from mkt_core.runtime.image_pipeline import Preprocess, embed_files  # noqa: E402
+from mkt_core.runtime.store import EmbeddingStore  # noqa: E402
 
 
 def make_photo(path: Path, width: int, height: int, seed: int) -> None:
@@ -49,9 +49,9 @@ def make_photo(path: Path, width: int, height: int, seed: int) -> None:
 
 
 def make_bundle(model: str, folder: Path) -> Path:
-    from mkt_core.bundle import export_bundle
-    from mkt_core.config import get_preset
-    from mkt_core.model import create_model
+    from mkt_core.model.config import get_preset
+    from mkt_core.model.export import export_bundle
+    from mkt_core.model.mkt import create_model
 
     if model == "tiny":
         net = create_model("tiny")
@@ -76,7 +76,7 @@ def compare_int8(engine: Engine, paths: list[Path], batch_size: int, labels: int
     """
     import torch
 
-    from mkt_core.scoring import two_stream_scores
+    from mkt_core.model.scoring import two_stream_scores
 
     preprocess = Preprocess.from_bundle(engine.bundle)
     images = np.stack([preprocess(p) for p in paths])

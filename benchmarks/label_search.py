@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import machine_facts as shared_machine_facts  # noqa: E402
-from mkt_core.store import EmbeddingStore, LocalCodec, bytes_per_photo  # noqa: E402
+from mkt_core.runtime.store import EmbeddingStore, LocalCodec, bytes_per_photo  # noqa: E402
 
 D, N, K = 512, 196, 18
 DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
@@ -133,8 +133,8 @@ def recall_of(exact: np.ndarray, approx: np.ndarray, top: int = 100) -> list[flo
 
 def trained_recall(bundle_dir: Path, photos: int, dims_share: float, chunk: int = 500) -> dict:
     """Recall on what a trained model computed: the demo bundle over photos of its world, every world label."""
-    from mkt_core.engine import Engine
-    from mkt_core.image_pipeline import to_array
+    from mkt_core.runtime.engine import Engine
+    from mkt_core.runtime.image_pipeline import to_array
     from mkt_core.synthetic.world import WorldSpec, iter_scenes
 
     engine = Engine(bundle_dir)

@@ -23,8 +23,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import machine_facts  # noqa: E402
-from mkt_core.train_config import TrainConfig  # noqa: E402
-from mkt_core.training import Trainer  # noqa: E402
+from mkt_core.train.config import TrainConfig  # noqa: E402
+from mkt_core.train.trainer import Trainer  # noqa: E402
 
 
 def write_dataset(folder: Path, images: int, size: int, labels: int, seed: int = 0) -> tuple[Path, Path]:

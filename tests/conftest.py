@@ -17,7 +17,7 @@ def _seed():
 
 @pytest.fixture
 def tiny_model():
-    from mkt_core.model import create_model
+    from mkt_core.model.mkt import create_model
 
     return create_model("tiny")
 
@@ -25,8 +25,8 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> str:
     """A tiny MKT model with random weights exported as a bundle, for the library and the window."""
-    from mkt_core.bundle import export_bundle
-    from mkt_core.model import create_model
+    from mkt_core.model.export import export_bundle
+    from mkt_core.model.mkt import create_model
 
     torch.manual_seed(0)
     return str(export_bundle(create_model("tiny"), tmp_path_factory.mktemp("bundle") / "tiny"))

@@ -12,7 +12,7 @@ import types
 import typing
 from pathlib import Path
 
-from mkt_core.train_config import FIELDS, build_config
+from mkt_core.train.config import FIELDS, build_config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -56,7 +56,7 @@ def _config_from(args):
 
 
 def cmd_train(args, stage: int) -> int:
-    from mkt_core.training import Trainer
+    from mkt_core.train.trainer import Trainer
 
     config = _config_from(args)
     trainer = Trainer(config, stage)
@@ -73,9 +73,9 @@ def cmd_train(args, stage: int) -> int:
 
 
 def cmd_eval(args) -> int:
-    from mkt_core.checkpoint import load_model
-    from mkt_core.evaluation import evaluate_split, write_eval_tables
-    from mkt_core.training import keeps_only_images_with_positives, load_split, pick_device
+    from mkt_core.model.checkpoint import load_model
+    from mkt_core.train.evaluation import evaluate_split, write_eval_tables
+    from mkt_core.train.trainer import keeps_only_images_with_positives, load_split, pick_device
 
     config = _config_from(args)
     checkpoint = args.checkpoint or config.init
@@ -98,13 +98,13 @@ def cmd_eval(args) -> int:
 def cmd_convert_official(args) -> int:
     import torch
 
-    from mkt_core.checkpoint import save_model
-    from mkt_core.config import get_preset
-    from mkt_core.convert import convert_official
+    from mkt_core.model.checkpoint import save_model
+    from mkt_core.model.config import get_preset
+    from mkt_core.model.convert import convert_official
 
     original = None
     if args.original_clip:
-        from mkt_core.checkpoint import safe_torch_load
+        from mkt_core.model.safe_load import safe_torch_load
 
         state = safe_torch_load(args.original_clip)
         state = state.get("state_dict", state)
@@ -123,10 +123,10 @@ def cmd_convert_official(args) -> int:
 def cmd_label_embeddings(args) -> int:
     from safetensors.torch import save_file
 
-    from mkt_core.checkpoint import load_model
-    from mkt_core.config import get_preset
     from mkt_core.data.generic import read_label_list
-    from mkt_core.model import create_model
+    from mkt_core.model.checkpoint import load_model
+    from mkt_core.model.config import get_preset
+    from mkt_core.model.mkt import create_model
 
     labels = read_label_list(args.labels)
     if not labels:
@@ -161,7 +161,7 @@ def cmd_label_embeddings(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from mkt_core.bundle import cli_export
+    from mkt_core.model.export import cli_export
 
     folder = cli_export(args.checkpoint, args.out, overwrite=args.overwrite, half_weights=args.half_weights,
                         name=args.name, vocabulary=args.vocabulary)
@@ -195,7 +195,7 @@ def cmd_demo_photos(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from mkt_core.config import get_preset, list_presets
+    from mkt_core.model.config import get_preset, list_presets
 
     for name in list_presets():
         config = get_preset(name)

@@ -7,12 +7,13 @@ batch and reports their indices.
 """
 
 from mkt_core.data.generic import load_generic
-from mkt_core.data.images import ImageLoadError, LabelledImages, collate_skipping_bad, load_rgb
+from mkt_core.data.images import LabelledImages, collate_skipping_bad
 from mkt_core.data.nus_wide import load_nus_wide
 from mkt_core.data.open_images import load_open_images
 from mkt_core.data.safe_pickle import UnsafePickleError, load_name_list
 from mkt_core.data.splits import MultiLabelSplit
 from mkt_core.data.transforms import eval_transform, train_transform
+from mkt_core.runtime.images import ImageLoadError, load_rgb
 
 __all__ = [
     "ImageLoadError",

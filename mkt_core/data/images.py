@@ -1,10 +1,4 @@
-"""Decoding photos into 8-bit RGB, and the dataset / collate pair every split in this package uses.
-
-Real photo folders contain rotated phone pictures, CMYK scans, 16-bit PNGs, transparent icons,
-animated GIFs and the odd broken or empty file. `load_rgb` turns all of these into plain RGB and
-turns every failure into one exception type that names the file, so that a training run can skip
-and report a bad image instead of dying in a DataLoader worker with a bare PIL traceback.
-"""
+"""The dataset / collate pair every split in this package uses; decoding itself is `mkt_core.runtime.images`."""
 
 from __future__ import annotations
 
@@ -15,129 +9,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
+from mkt_core.runtime.images import ImageLoadError, load_rgb
+
 log = logging.getLogger(__name__)
-
-# Fallback limit on width * height when PIL's own check is switched off (the authors' release sets
-# Image.MAX_IMAGE_PIXELS = None): PIL's default hard limit. It stops a "decompression bomb" (a tiny
-# file claiming a gigantic canvas) before it eats the memory, and still admits 108 MP phone photos.
-MAX_PIXELS = 2 * 89_478_485
-
-
-def pixel_limit() -> int:
-    """Where PIL raises DecompressionBombError (2 x Image.MAX_IMAGE_PIXELS), or MAX_PIXELS if that is off."""
-    return 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else MAX_PIXELS
-
-
-_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
-_WIDE_GRAY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
-
-
-class ImageLoadError(ValueError):
-    """An image that cannot be decoded; `path` and `reason` are kept for reports.
-
-    Called with one argument it takes it as the whole message: that is how a DataLoader re-raises
-    an exception from a worker process, and it keeps the type the caller catches.
-    """
-
-    def __init__(self, path: str | os.PathLike, reason: str | None = None):
-        self.path = str(path)
-        self.reason = reason or ""
-        self._args = (self.path,) if reason is None else (self.path, reason)
-        super().__init__(self.path if reason is None else f"cannot load image {self.path}: {reason}")
-
-    def __reduce__(self):  # pickles whole across process pools
-        return (type(self), self._args)
-
-
-def _reason_for(exc: BaseException) -> str:
-    """A short, plain reason for a decoding failure (users read these in skip reports)."""
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory, not a file"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, Image.DecompressionBombError):
-        return f"decompression bomb ({exc})"
-    if isinstance(exc, UnidentifiedImageError):
-        return "not an image (unrecognised file format)"
-    text = str(exc)
-    if "truncated" in text.lower() or isinstance(exc, EOFError):
-        return f"truncated ({text})" if text else "truncated"
-    return f"cannot decode ({type(exc).__name__}: {text})"
-
-
-def _wide_gray_to_l(img: Image.Image) -> Image.Image:
-    """16/32-bit integer or float grayscale -> 8-bit "L"; PIL's own convert clips instead of scaling."""
-    values = np.asarray(img)
-    if img.mode == "F":
-        scaled = np.clip(values, 0.0, 255.0)
-    else:
-        # 16-bit data (I;16 and the "I" mode older PIL uses for 16-bit PNGs): 0..65535 -> 0..255.
-        scaled = np.clip(values.astype(np.float64), 0, 65535) / 257.0
-    return Image.fromarray(np.rint(scaled).astype(np.uint8), mode="L")
-
-
-def _over_white(img: Image.Image) -> Image.Image:
-    """Composite a transparent image over white: transparent pixels keep whatever colour they hide otherwise."""
-    rgba = img.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    mode = img.mode
-    if mode == "RGB":
-        return img
-    if mode in _WIDE_GRAY_MODES:
-        return _wide_gray_to_l(img).convert("RGB")
-    if mode == "P":
-        if "transparency" in img.info:
-            return _over_white(img)
-        return img.convert("RGB")
-    if mode in _ALPHA_MODES:
-        return _over_white(img)
-    return img.convert("RGB")  # CMYK, L, 1, YCbCr...; PIL raises for a mode it cannot convert
-
-
-def load_rgb(path: str | os.PathLike, target_size: int | None = None, max_pixels: int | None = None) -> Image.Image:
-    """Open any photo as 8-bit RGB, EXIF orientation applied, first frame of an animation.
-
-    `target_size` lets the JPEG decoder skip detail we would throw away anyway (DCT scaling,
-    `Image.draft`): the result is still at least `target_size` on both sides. `max_pixels` (default
-    `pixel_limit()`) caps width * height. Any failure raises ImageLoadError naming the file.
-    (Where other code sets PIL's ImageFile.LOAD_TRUNCATED_IMAGES, as the authors' release does,
-    PIL fills a truncated file with grey instead of failing.)
-    """
-    path = os.fspath(path)
-    limit = max_pixels if max_pixels is not None else pixel_limit()
-    try:
-        if os.path.getsize(path) == 0:
-            raise ImageLoadError(path, "zero bytes (empty file)")
-        with Image.open(path) as img:
-            width, height = img.size
-            if width * height > limit:
-                raise ImageLoadError(path, f"decompression bomb ({width}x{height} pixels is more than "
-                                           f"the limit of {limit})")
-            img.seek(0)
-            if target_size is not None and img.format == "JPEG":
-                img.draft("RGB", (target_size, target_size))
-            img.load()  # decode everything now, so truncation is caught here and not later
-            oriented = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(oriented)
-            if rgb is img:
-                rgb = img.copy()  # detach from the file before it is closed
-            rgb.load()
-    except ImageLoadError:
-        raise
-    except Exception as exc:  # PIL raises many types (OSError, SyntaxError, ValueError, struct.error...)
-        raise ImageLoadError(path, _reason_for(exc)) from exc
-    if rgb.mode != "RGB":
-        raise ImageLoadError(path, f"cannot convert colour mode {rgb.mode} to RGB")
-    return rgb
 
 
 class LabelledImages(Dataset):

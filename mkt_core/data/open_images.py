@@ -30,7 +30,7 @@ Ambiguities, and the reading chosen here:
   MIDs); a MID without a description keeps its MID as name. A few display names occur twice.
 - The number of unseen classes is however many top_400_unseen.csv lists (400 for the real data).
 - Evaluation in BiAM keeps only images with a positive among the evaluated labels; `keep` selects
-  that set ("seen", "unseen" or "all" labels). `keep=None` keeps every image: mkt_core.evaluation
+  that set ("seen", "unseen" or "all" labels). `keep=None` keeps every image: mkt_core.train.evaluation
   then filters per setting itself, which is how ZSL (unseen) and GZSL (all) get their own image sets.
 - Targets are a dense int8 matrix in memory: N x 7,186 bytes, about 12 GB for the full 1.7 M
   image train split. Subsample the name lists (or use a machine with the memory) for that split.

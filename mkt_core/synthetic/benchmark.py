@@ -34,8 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from mkt_core.config import TOY_TEACHER
-from mkt_core.metrics import evaluate as metric_table
+from mkt_core.model.config import TOY_TEACHER
 from mkt_core.synthetic.world import (
     SEEN,
     UNSEEN_CATEGORY,
@@ -45,6 +44,7 @@ from mkt_core.synthetic.world import (
     mkt_train_set,
     write_multilabel_set,
 )
+from mkt_core.train.metrics import evaluate as metric_table
 
 ROWS = ("vlp_zero_shot", "mkt_no_distill_no_prompt", "mkt_distill", "mkt_prompt", "mkt_full",
         "mkt_local_only", "mkt_global_only")
@@ -178,7 +178,7 @@ CHAINS: dict[str, tuple[str | None, str, dict[str, Any]]] = {
 
 
 def _train_config(config: BenchmarkConfig, data: dict[str, Path], run: str, stage: int, **changes: Any):
-    from mkt_core.train_config import TrainConfig
+    from mkt_core.train.config import TrainConfig
 
     stage1 = stage == 1
     return TrainConfig(
@@ -194,8 +194,8 @@ def _train_config(config: BenchmarkConfig, data: dict[str, Path], run: str, stag
 def train_stage(train_config, stage: int) -> Path:
     """Run one stage and return its last checkpoint; a finished run of the same config is reused and an
     interrupted one resumed, so a rerun of the benchmark only trains what is missing."""
-    from mkt_core.checkpoint import read_checkpoint_config
-    from mkt_core.training import TRAIN_CONFIG_FILE, Trainer
+    from mkt_core.model.checkpoint import read_checkpoint_config
+    from mkt_core.train.trainer import TRAIN_CONFIG_FILE, Trainer
 
     last = Path(train_config.out) / "checkpoints" / "last"
     wanted = json.loads(json.dumps(train_config.to_dict()))
@@ -221,7 +221,7 @@ def train_seconds(run_folder: Path) -> float:
 
 def run_chain(config: BenchmarkConfig, data: dict[str, Path], run: str) -> dict[str, Any]:
     """Stage 1 (and the row it makes), then stage 2 (and its row); in a process of its own."""
-    from mkt_core.checkpoint import load_model
+    from mkt_core.model.checkpoint import load_model
 
     torch.set_num_threads(config.threads)
     world = WorldSpec()
@@ -247,7 +247,7 @@ def run_chain(config: BenchmarkConfig, data: dict[str, Path], run: str) -> dict[
 
 def zero_shot_row(config: BenchmarkConfig, data: dict[str, Path]) -> tuple[dict[str, Any], dict[str, float]]:
     """The teacher's own row, and the chance levels of the test set."""
-    from mkt_core.model import create_model
+    from mkt_core.model.mkt import create_model
 
     model = create_model("toy", vlp=_vlp_config(config))
     split = _test_split(model, data)
@@ -256,7 +256,7 @@ def zero_shot_row(config: BenchmarkConfig, data: dict[str, Path]) -> tuple[dict[
 
 
 def _vlp_config(config: BenchmarkConfig):
-    from mkt_core.config import get_preset
+    from mkt_core.model.config import get_preset
 
     vlp = get_preset("toy").vlp
     vlp.pretrained = config.teacher

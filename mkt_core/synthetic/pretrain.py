@@ -32,8 +32,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from mkt_core.config import CLIP_MEAN, CLIP_STD, PROMPT_TEMPLATE
-from mkt_core.metrics import average_precision, mean_average_precision
+from mkt_core.model.config import CLIP_MEAN, CLIP_STD, PROMPT_TEMPLATE
 from mkt_core.synthetic.world import (
     SEEN,
     UNSEEN_CATEGORY,
@@ -45,6 +44,7 @@ from mkt_core.synthetic.world import (
     generate_scene,
     scene_seed,
 )
+from mkt_core.train.metrics import average_precision, mean_average_precision
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -503,8 +503,8 @@ def run_pretrain(config: PretrainConfig, log: Callable[[str], None] = _say) -> P
                              "prompt_template": PROMPT_TEMPLATE}}
     folder = save_teacher(clip, model_cfg, out, mean, std, config.save_fp16, extra)
     # The numbers are measured on the saved folder, loaded the way MKT loads it.
-    from mkt_core.config import VLPConfig
-    from mkt_core.vlp import load_vlp
+    from mkt_core.model.config import VLPConfig
+    from mkt_core.model.vlp import load_vlp
 
     vlp = load_vlp(VLPConfig(model_name=config.preset, pretrained=str(folder)))
     result = evaluate_teacher(vlp.clip, world, eval_scenes(world, config.eval_scenes), vlp.mean, vlp.std)

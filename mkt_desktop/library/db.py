@@ -2,7 +2,7 @@
 
 SQLAlchemy 2 over SQLite in WAL mode with foreign keys on. The schema carries a version;
 `open_database` creates a new database or migrates an older one step by step.
-The vectors themselves live in the memory-mapped embedding store (`mkt_core.store`); the
+The vectors themselves live in the memory-mapped embedding store (`mkt_core.runtime.store`); the
 `embeddings` table maps (model, content hash) to the store's row id, so that byte-identical
 photos share one embedding and a moved photo keeps its own.
 """

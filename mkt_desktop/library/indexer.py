@@ -120,7 +120,7 @@ class Indexer:
 
     def _embed(self, to_embed: dict[str, str], report: IndexReport, batch_folders: dict[str, int]):
         """Run the model on the new contents, append them to the store; {hash: (embedding_id, g, l)}."""
-        from mkt_core.image_pipeline import embed_files
+        from mkt_core.runtime.image_pipeline import embed_files
 
         lib = self.lib
         if not to_embed:

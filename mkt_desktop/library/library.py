@@ -16,7 +16,8 @@ import torch
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from mkt_core.scoring import two_stream_scores
+from mkt_core.assets import DEFAULT_VOCABULARY
+from mkt_core.model.scoring import two_stream_scores
 from mkt_desktop.library.db import Embedding, Folder, Label, Model, Photo, Score, Tag, open_database, utcnow
 from mkt_desktop.library.labels import (
     LabelError,
@@ -25,10 +26,9 @@ from mkt_desktop.library.labels import (
     normalise_label,
     threshold_from_moments,
 )
-from mkt_desktop.library.model_source import ASSETS, model_vocabulary, resolve_model
+from mkt_desktop.library.model_source import model_vocabulary, resolve_model
 
 APP_NAME = "mkt-photo-tagger"
-VOCABULARY = ASSETS / "vocabulary" / "default.txt"
 
 
 def default_data_dir() -> Path:
@@ -81,7 +81,7 @@ class Library:
     @property
     def engine(self):
         if self._engine is None:
-            from mkt_core.engine import Engine
+            from mkt_core.runtime.engine import Engine
 
             bundle = resolve_model(self.model_spec, self.db_path.parent / "cache")
             self._engine = Engine(bundle, **self.engine_options)
@@ -94,7 +94,7 @@ class Library:
     @property
     def store(self):
         if self._store is None:
-            from mkt_core.store import EmbeddingStore
+            from mkt_core.runtime.store import EmbeddingStore
 
             folder = self.db_path.parent / f"{self.db_path.stem}-embeddings" / self.bundle.fingerprint[:16]
             self._store = EmbeddingStore.for_bundle(folder, self.bundle)
@@ -213,7 +213,7 @@ class Library:
         with self.Session() as session:
             if session.scalar(select(func.count()).select_from(Label)):
                 return
-            vocabulary = model_vocabulary(self.model_spec) or VOCABULARY
+            vocabulary = model_vocabulary(self.model_spec) or DEFAULT_VOCABULARY
             if not vocabulary.is_file():
                 return
             seen = set()

@@ -7,10 +7,8 @@
 
 from pathlib import Path
 
-from mkt_core.bundle import VOCABULARY_FILE, Bundle, load_bundle
-
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-DEMO_MODEL = ASSETS / "demo-model"
+from mkt_core.assets import DEMO_MODEL
+from mkt_core.runtime.bundle import VOCABULARY_FILE, Bundle, load_bundle
 
 
 class ModelUnavailable(RuntimeError):
@@ -35,7 +33,7 @@ def resolve_model(spec: str, cache_dir: str | Path) -> Bundle:
 
 
 def _clip_bundle(name_tag: str, cache_dir: Path) -> Bundle:
-    from mkt_core.bundle import export_clip_bundle
+    from mkt_core.model.export import export_clip_bundle
 
     name, _, tag = name_tag.partition("/")
     if not name:

@@ -8,17 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mkt_core.bundle import (
-    MANIFEST_FILE,
-    BundleError,
-    cli_export,
-    export_bundle,
-    export_clip_bundle,
-    load_bundle,
-)
-from mkt_core.checkpoint import save_model
-from mkt_core.config import TINY_VLP_CFG, get_preset
-from mkt_core.model import create_model
+from mkt_core.model.checkpoint import save_model
+from mkt_core.model.config import TINY_VLP_CFG, get_preset
+from mkt_core.model.export import cli_export, export_bundle, export_clip_bundle
+from mkt_core.model.mkt import create_model
+from mkt_core.runtime.bundle import MANIFEST_FILE, BundleError, load_bundle
 
 LABELS = ["dog", "a red fire truck parked by the road", "x", "snow covered mountain"]
 

@@ -5,8 +5,9 @@ import pickle
 import pytest
 import torch
 
-from mkt_core.checkpoint import UnsafeCheckpointError, load_model, safe_torch_load, save_model
-from mkt_core.model import create_model
+from mkt_core.model.checkpoint import load_model, save_model
+from mkt_core.model.mkt import create_model
+from mkt_core.model.safe_load import UnsafeCheckpointError, safe_torch_load
 
 
 def _train_a_little(model, stage):

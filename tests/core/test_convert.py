@@ -6,9 +6,10 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from mkt_core.checkpoint import load_model, save_model
-from mkt_core.config import TINY_VLP_CFG, get_preset
-from mkt_core.convert import clip_visual_to_timm, convert_official
+from mkt_core.model.checkpoint import load_model, save_model
+from mkt_core.model.config import TINY_VLP_CFG, get_preset
+from mkt_core.model.convert import convert_official
+from mkt_core.model.student import clip_visual_to_timm
 
 
 def _released_stage1_state(clip):

@@ -3,11 +3,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from mkt_core.bundle import export_bundle, export_clip_bundle
-from mkt_core.config import TINY_VLP_CFG
-from mkt_core.engine import Engine, cpu_count, half_precision_model
-from mkt_core.model import create_model
-from mkt_core.scoring import two_stream_scores
+from mkt_core.model.config import TINY_VLP_CFG
+from mkt_core.model.export import export_bundle, export_clip_bundle
+from mkt_core.model.mkt import create_model
+from mkt_core.model.scoring import two_stream_scores
+from mkt_core.runtime.engine import Engine, cpu_count, half_precision_model
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available()
 

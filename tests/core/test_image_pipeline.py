@@ -3,10 +3,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mkt_core.bundle import export_bundle
-from mkt_core.engine import Engine
-from mkt_core.image_pipeline import ImageLoadError, Preprocess, embed_files, load_rgb, resize
-from mkt_core.model import create_model
+from mkt_core.model.export import export_bundle
+from mkt_core.model.mkt import create_model
+from mkt_core.runtime.engine import Engine
+from mkt_core.runtime.image_pipeline import ImageLoadError, Preprocess, embed_files, load_rgb, resize
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mkt_core.losses import distillation_loss, ranking_loss
+from mkt_core.model.losses import distillation_loss, ranking_loss
 
 
 def brute_force_ranking_loss(scores: torch.Tensor, targets: torch.Tensor) -> float:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mkt_core.metrics import (
+from mkt_core.train.metrics import (
     average_precision,
     evaluate,
     mean_average_precision,

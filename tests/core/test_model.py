@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mkt_core.config import get_preset, list_presets
-from mkt_core.metrics import mean_average_precision
-from mkt_core.model import create_model
+from mkt_core.model.config import get_preset, list_presets
+from mkt_core.model.mkt import create_model
+from mkt_core.train.metrics import mean_average_precision
 
 
 def _plain_prompt_embedding(model, label):

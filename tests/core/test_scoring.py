@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mkt_core.scoring import released_code_scores, top_k_mean, two_stream_scores
+from mkt_core.model.scoring import released_code_scores, top_k_mean, two_stream_scores
 
 
 def _embeddings(b=3, n=7, l=5, d=4):

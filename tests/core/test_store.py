@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from mkt_core.scoring import two_stream_scores
-from mkt_core.store import EmbeddingStore, LocalCodec, StoreError, bytes_per_photo
+from mkt_core.model.scoring import two_stream_scores
+from mkt_core.runtime.store import EmbeddingStore, LocalCodec, StoreError, bytes_per_photo
 
 D, N, K = 64, 32, 6
 

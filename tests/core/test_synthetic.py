@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mkt_core.config import VLPConfig
+from mkt_core.model.config import VLPConfig
+from mkt_core.model.vlp import load_vlp
 from mkt_core.synthetic.pretrain import (
     PretrainConfig,
     contrastive_loss,
@@ -33,7 +34,6 @@ from mkt_core.synthetic.world import (
     write_demo_photos,
     write_multilabel_set,
 )
-from mkt_core.vlp import load_vlp
 
 TEACHER = Path(__file__).resolve().parents[2] / "assets" / "toy-teacher"
 SMALL = WorldSpec(image_size=48)

@@ -180,9 +180,9 @@ def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
 
 def test_layer_decay_and_fix_layer_follow_the_released_code():
     """fix_layer N freezes the embeddings (layer 0) and blocks 0..N-1 (layers 1..N); lr scale decay^(L+1-layer)."""
-    from mkt_core.model import create_model
-    from mkt_core.train_config import TrainConfig
-    from mkt_core.training import build_optimizer
+    from mkt_core.model.mkt import create_model
+    from mkt_core.train.config import TrainConfig
+    from mkt_core.train.trainer import build_optimizer
 
     model = create_model("tiny")  # 2 blocks: layers 0 (embeddings), 1, 2, heads 3
     optimizer = build_optimizer(model, TrainConfig(fix_layer=1, layer_decay=0.5), lr=1.0)
@@ -219,8 +219,8 @@ def test_demo_photos_command_writes_photos_and_what_they_show(tmp_path, capsys):
 def test_label_embeddings_command_writes_the_checkpoints_embeddings(tmp_path, capsys):
     from safetensors import safe_open
 
-    from mkt_core.checkpoint import load_model, save_model
-    from mkt_core.model import create_model
+    from mkt_core.model.checkpoint import load_model, save_model
+    from mkt_core.model.mkt import create_model
 
     checkpoint = save_model(create_model("tiny"), tmp_path / "ckpt")
     (tmp_path / "labels.txt").write_text("# the world's labels\nred circle\tseen\nblue moon\tunseen\n\n")

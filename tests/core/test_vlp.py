@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mkt_core.config import TINY_VLP_CFG, VLPConfig
-from mkt_core.vlp import VLPWeightsUnavailable, load_vlp
+from mkt_core.model.config import TINY_VLP_CFG, VLPConfig
+from mkt_core.model.vlp import VLPWeightsUnavailable, load_vlp
 
 
 def test_offline_without_cached_weights_fails_at_once_with_guidance(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from mkt_core.data import ImageLoadError, load_rgb
-from mkt_core.data.images import MAX_PIXELS, pixel_limit
+from mkt_core.runtime.images import MAX_PIXELS, pixel_limit
 from tests.data.helpers import write_image, write_noise_jpeg, write_random_bytes
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mkt_core.metrics import average_precision
 from mkt_core.synthetic.world import SEEN, WorldSpec, write_demo_photos
+from mkt_core.train.metrics import average_precision
 from mkt_desktop.library.library import Library
 from mkt_desktop.library.model_source import DEMO_MODEL
 

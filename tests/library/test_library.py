@@ -325,8 +325,8 @@ def test_patch_scores_show_where_a_label_is(tmp_path, tiny_bundle):
 
 
 def test_a_bundle_with_its_own_vocabulary_is_scored_with_it_instead_of_the_general_one(tmp_path):
-    from mkt_core.bundle import export_bundle
-    from mkt_core.model import create_model
+    from mkt_core.model.export import export_bundle
+    from mkt_core.model.mkt import create_model
 
     bundle = export_bundle(create_model("tiny"), tmp_path / "bundle", vocabulary=["red kite", "blue moon"])
     assert (bundle / "vocabulary.txt").read_text() == "red kite\nblue moon\n"

@@ -6,7 +6,6 @@ anything and gives back exactly the saved tensors.
 """
 
 import json
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -14,31 +13,12 @@ import torch
 from safetensors.torch import load_model as st_load_model
 from safetensors.torch import save_model as st_save_model
 
-from mkt_core.config import MKTConfig
+from mkt_core.model.config import MKTConfig
 
 FORMAT = "mkt-checkpoint"
 VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-
-
-class UnsafeCheckpointError(ValueError):
-    """A pickled checkpoint holds something other than tensors and plain containers."""
-
-
-def safe_torch_load(path: str | Path) -> Any:
-    """`torch.load` with `weights_only=True`: a checkpoint that carries code is refused, not run."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise UnsafeCheckpointError(
-            f"{path}: refused: the file holds pickled objects other than tensors (it could run code "
-            f"when loaded). Re-save it as a plain state dict or safetensors. Details: {exc}") from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(f"{path}: cannot read checkpoint: {exc}") from exc
 
 
 def portable_config(model) -> MKTConfig:
@@ -83,7 +63,7 @@ def read_checkpoint_config(folder: str | Path) -> dict[str, Any]:
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu"):
     """Rebuild a saved model (no download) and load its weights strictly."""
-    from mkt_core.model import create_model
+    from mkt_core.model.mkt import create_model
 
     folder = Path(folder)
     meta = read_checkpoint_config(folder)

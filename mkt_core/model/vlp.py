@@ -16,7 +16,7 @@ import open_clip
 import torch
 from torch import nn
 
-from mkt_core.config import CLIP_MEAN, CLIP_STD, VLPConfig
+from mkt_core.model.config import CLIP_MEAN, CLIP_STD, VLPConfig
 
 WEIGHT_FILES = (
     "open_clip_model.safetensors",

@@ -4,8 +4,8 @@ import timm
 import torch
 from torch import nn
 
-from mkt_core.config import MKTConfig
-from mkt_core.vlp import VLP, hub_offline
+from mkt_core.model.config import MKTConfig
+from mkt_core.model.vlp import VLP, hub_offline
 
 
 class StudentWeightsUnavailable(RuntimeError):
@@ -56,8 +56,6 @@ class Student(nn.Module):
 
     def load_from_clip_visual(self, visual_state: dict[str, torch.Tensor]) -> None:
         """Copy a CLIP image tower (OpenAI / open_clip key names) into the backbone and projection."""
-        from mkt_core.convert import clip_visual_to_timm
-
         backbone_state, proj = clip_visual_to_timm(visual_state)
         missing, unexpected = self.backbone.load_state_dict(backbone_state, strict=False)
         missing = [k for k in missing if not k.startswith("head")]
@@ -101,3 +99,45 @@ def _timm_weights_cached(name: str) -> bool:
         if isinstance(try_to_load_from_cache(hub_id, filename), str):
             return True
     return False
+
+
+# -- CLIP image-tower weights in timm's names (kept with the model that loads them, as timm does) --
+
+_BLOCK_RENAMES = {
+    "ln_1": "norm1",
+    "ln_2": "norm2",
+    "attn.in_proj_weight": "attn.qkv.weight",
+    "attn.in_proj_bias": "attn.qkv.bias",
+    "attn.out_proj": "attn.proj",
+    "mlp.c_fc": "mlp.fc1",
+    "mlp.c_proj": "mlp.fc2",
+}
+
+
+def clip_visual_to_timm(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """CLIP ViT image-tower keys -> timm VisionTransformer keys, plus the `[width, D]` projection."""
+    out: dict[str, torch.Tensor] = {}
+    proj = None
+    for key, value in state.items():
+        if key in ("proj", "projection_dist"):
+            proj = value
+        elif key == "conv1.weight":
+            out["patch_embed.proj.weight"] = value
+        elif key == "class_embedding":
+            out["cls_token"] = value.reshape(1, 1, -1)
+        elif key == "positional_embedding":
+            out["pos_embed"] = value.unsqueeze(0)
+        elif key.startswith("ln_pre."):
+            out["norm_pre." + key[len("ln_pre."):]] = value
+        elif key.startswith("ln_post."):
+            out["norm." + key[len("ln_post."):]] = value
+        elif key.startswith("transformer.resblocks."):
+            index, rest = key[len("transformer.resblocks."):].split(".", 1)
+            for old, new in _BLOCK_RENAMES.items():
+                if rest.startswith(old):
+                    rest = new + rest[len(old):]
+                    break
+            out[f"blocks.{index}.{rest}"] = value
+    if "patch_embed.proj.weight" not in out:
+        raise ValueError("not a CLIP ViT image tower: no 'conv1.weight' key")
+    return out, proj

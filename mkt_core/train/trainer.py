@@ -25,11 +25,12 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from mkt_core.checkpoint import load_model, safe_torch_load, save_model
 from mkt_core.data import MultiLabelSplit, collate_skipping_bad, eval_transform, train_transform
-from mkt_core.evaluation import evaluate_split
-from mkt_core.model import MKT, create_model
-from mkt_core.train_config import TrainConfig
+from mkt_core.model.checkpoint import load_model, save_model
+from mkt_core.model.mkt import MKT, create_model
+from mkt_core.model.safe_load import safe_torch_load
+from mkt_core.train.config import TrainConfig
+from mkt_core.train.evaluation import evaluate_split
 
 STATE_FILE = "training_state.pt"
 TRAIN_CONFIG_FILE = "train_config.json"
@@ -266,7 +267,7 @@ class Trainer:
             return model
         if self.stage == 2:
             raise ValueError("stage 2 starts from a stage-1 checkpoint: give --init CHECKPOINT")
-        from mkt_core.config import get_preset
+        from mkt_core.model.config import get_preset
 
         mc = get_preset(config.preset, **config.model_overrides())
         if config.vlp_pretrained is not None:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mkt_core.config import MKTConfig, get_preset
-from mkt_core.losses import distillation_loss, ranking_loss
-from mkt_core.prompt import PromptLearner
-from mkt_core.scoring import released_code_scores, two_stream_scores
-from mkt_core.student import Student
-from mkt_core.vlp import load_vlp
+from mkt_core.model.config import MKTConfig, get_preset
+from mkt_core.model.losses import distillation_loss, ranking_loss
+from mkt_core.model.prompt import PromptLearner
+from mkt_core.model.scoring import released_code_scores, two_stream_scores
+from mkt_core.model.student import Student
+from mkt_core.model.vlp import load_vlp
 
 
 @dataclass

@@ -1,92 +1,37 @@
-"""Model bundles: the folder the app loads, with ONNX encoders for the runtime and safetensors for torch.
+"""Writing model bundles (ONNX encoders + safetensors), and the torch fallback that reads them back.
 
-    bundle/
-      manifest.json          format, version, kind, sizes, preprocessing, prompt, fingerprint
-      image_encoder.onnx     images [B, 3, H, W] float32 -> global [B, D] (+ local [B, N, D] for kind "mkt")
-      text_encoder.onnx      ids [L, C] int64, label_lengths [L] int64 -> embeddings [L, D], L2-normalised
-      weights.safetensors    the same weights for the torch fallback (config in the manifest)
-      vocabulary.txt         optional: the labels the model was made for, one a line
-
-The text encoder takes the prompt's token ids laid out as `PromptLearner.tokenize` lays them out
-(`[SOT] prefix label suffix [EOT] pad`); the learned prompt (CoOp context vectors, or the tuned
-token table) is baked into the graph as constants, so the runtime needs only the tokenizer.
-A bundle's fingerprint is a sha256 over its weights and the manifest fields that change what the
-encoders compute; embeddings and scores in the app's database carry it.
+The bundle format itself, and everything the app needs to read one, is `mkt_core.runtime.bundle`;
+this module holds the torch side: the graphs that are exported, the export, and the same graphs
+rebuilt from a bundle's weights for the torch fallback.
 """
 
-import hashlib
 import json
 import shutil
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mkt_core.prompt import prompt_token_ids
-
-FORMAT = "mkt-bundle"
-VERSION = 1
-MANIFEST_FILE = "manifest.json"
-IMAGE_FILE = "image_encoder.onnx"
-TEXT_FILE = "text_encoder.onnx"
-WEIGHTS_FILE = "weights.safetensors"
-VOCABULARY_FILE = "vocabulary.txt"  # optional: the labels the model was made for, one a line
-OPSET = 18
-KINDS = ("mkt", "clip")
-CLIP_PROMPT_TEMPLATE = "a photo of a {}."
-# The teacher's image tower is not needed to tag photos; the torch fallback rebuilds it at random.
-_MKT_SKIPPED_PREFIX = "vlp.clip.visual."
-
-
-class BundleError(ValueError):
-    """A bundle folder that cannot be used; the message names the file and the reason."""
-
-
-# -- the prompt layout, shared by export and runtime ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class PromptSpec:
-    """How a label becomes token ids: `[SOT] prefix label suffix [EOT]`, zero-padded to context_length."""
-
-    template: str
-    prefix_ids: tuple[int, ...]
-    suffix_ids: tuple[int, ...]
-    sot_id: int
-    eot_id: int
-    context_length: int
-
-    @property
-    def max_label_tokens(self) -> int:
-        return self.context_length - 2 - len(self.prefix_ids) - len(self.suffix_ids)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"template": self.template, "prefix_ids": list(self.prefix_ids), "suffix_ids": list(self.suffix_ids),
-                "sot_id": self.sot_id, "eot_id": self.eot_id, "context_length": self.context_length}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PromptSpec":
-        return cls(str(data["template"]), tuple(int(i) for i in data["prefix_ids"]),
-                   tuple(int(i) for i in data["suffix_ids"]), int(data["sot_id"]), int(data["eot_id"]),
-                   int(data["context_length"]))
-
-    @classmethod
-    def from_template(cls, template: str, tokenizer, context_length: int) -> "PromptSpec":
-        prefix, suffix = template.split("{}", 1)
-        return cls(template, tuple(tokenizer.encode(prefix)) if prefix.strip() else (),
-                   tuple(tokenizer.encode(suffix)) if suffix.strip() else (),
-                   int(tokenizer.sot_token_id), int(tokenizer.eot_token_id), int(context_length))
-
-    def tokenize(self, labels: list[str], tokenizer) -> tuple[np.ndarray, np.ndarray]:
-        """(ids [L, C] int64, label_lengths [L] int64); too long a label is cut, as in training."""
-        return prompt_token_ids(labels, tokenizer, self.sot_id, self.prefix_ids, self.suffix_ids, self.eot_id,
-                                self.context_length)
-
+from mkt_core.runtime.bundle import (
+    CLIP_PROMPT_TEMPLATE,
+    FORMAT,
+    IMAGE_FILE,
+    MANIFEST_FILE,
+    MKT_SKIPPED_PREFIX,
+    OPSET,
+    TEXT_FILE,
+    VERSION,
+    VOCABULARY_FILE,
+    WEIGHTS_FILE,
+    Bundle,
+    BundleError,
+    PromptSpec,
+    fingerprint,
+)
 
 # -- the graphs that are exported -----------------------------------------------------------------
 
@@ -183,12 +128,12 @@ def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite
     `vocabulary`: the labels the model was made for, written to vocabulary.txt; the app scores them at
     index time instead of its general vocabulary (a model of one domain knows that domain's words).
     """
-    from mkt_core.checkpoint import portable_config
+    from mkt_core.model.checkpoint import portable_config
 
     spec = PromptSpec(model.config.prompt_template, tuple(model.prompt.prefix_ids), tuple(model.prompt.suffix_ids),
                       model.prompt.sot_id, model.prompt.eot_id, model.prompt.context_length)
     grid = list(model.student.grid_size)
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith(_MKT_SKIPPED_PREFIX)}
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(MKT_SKIPPED_PREFIX)}
     manifest = {
         "format": FORMAT, "version": VERSION, "kind": "mkt", "name": name or model.config.name,
         "embed_dim": model.config.embed_dim, "image_size": model.config.image_size,
@@ -198,7 +143,7 @@ def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite
         "files": {"image_encoder": IMAGE_FILE, "text_encoder": TEXT_FILE, "weights": WEIGHTS_FILE},
         "weights_dtype": "float16" if half_weights else "float32",
         "torch": {"config": portable_config(model).to_dict(), "vlp_mean": list(model.vlp.mean),
-                  "vlp_std": list(model.vlp.std), "skipped_prefix": _MKT_SKIPPED_PREFIX},
+                  "vlp_std": list(model.vlp.std), "skipped_prefix": MKT_SKIPPED_PREFIX},
     }
     was_training = model.training
     model.eval()
@@ -219,8 +164,8 @@ def export_clip_bundle(model_name: str, pretrained: str | None, out_dir: str | P
     checkpoint file or open_clip folder, or None for random weights (tests). `model_cfg` replaces the
     registry's config of `model_name` (custom sizes).
     """
-    from mkt_core.config import VLPConfig
-    from mkt_core.vlp import load_vlp
+    from mkt_core.model.config import VLPConfig
+    from mkt_core.model.vlp import load_vlp
 
     if "{}" not in template:
         raise ValueError(f"prompt template must contain '{{}}' for the label: {template!r}")
@@ -263,7 +208,7 @@ def _write_bundle(out_dir: str | Path, manifest: dict[str, Any], state: dict[str
         if half_weights:
             state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         save_file(_unshare(state), str(work / WEIGHTS_FILE), metadata={"format": FORMAT})
-        manifest["fingerprint"] = fingerprint(state, manifest)
+        manifest["fingerprint"] = fingerprint({k: v.numpy() for k, v in state.items()}, manifest)
         (work / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if vocabulary:
             (work / VOCABULARY_FILE).write_text("".join(f"{label}\n" for label in vocabulary), encoding="utf-8")
@@ -312,184 +257,44 @@ def _unshare(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-_FINGERPRINT_FIELDS = ("kind", "embed_dim", "image_size", "mean", "std", "resize", "patch_grid", "top_k", "prompt")
-
-
-def fingerprint(state: dict[str, torch.Tensor], manifest: dict[str, Any]) -> str:
-    """sha256 over every weight (name, dtype, shape, bytes; in name order) and the manifest essentials."""
-    digest = hashlib.sha256()
-    essentials = {key: manifest.get(key) for key in _FINGERPRINT_FIELDS}
-    digest.update(json.dumps(essentials, sort_keys=True).encode())
-    for key in sorted(state):
-        tensor = state[key].detach().cpu().contiguous()
-        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return "sha256:" + digest.hexdigest()
-
-
-# -- loading --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Bundle:
-    """A loaded manifest plus where its files are; the encoders themselves live in `mkt_core.engine`."""
-
-    path: Path
-    manifest: dict[str, Any]
-    _tokenizer: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def kind(self) -> str:
-        return self.manifest["kind"]
-
-    @property
-    def name(self) -> str:
-        return str(self.manifest.get("name", self.path.name))
-
-    @property
-    def fingerprint(self) -> str:
-        return self.manifest["fingerprint"]
-
-    @property
-    def embed_dim(self) -> int:
-        return int(self.manifest["embed_dim"])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.manifest["image_size"])
-
-    @property
-    def mean(self) -> tuple[float, float, float]:
-        return tuple(self.manifest["mean"])
-
-    @property
-    def std(self) -> tuple[float, float, float]:
-        return tuple(self.manifest["std"])
-
-    @property
-    def resize(self) -> str:
-        return self.manifest.get("resize", "squash")
-
-    @property
-    def num_patches(self) -> int:
-        return int(self.manifest["num_patches"])
-
-    @property
-    def top_k(self) -> int:
-        return int(self.manifest["top_k"])
-
-    @property
-    def prompt(self) -> PromptSpec:
-        return PromptSpec.from_dict(self.manifest["prompt"])
-
-    def file(self, role: str) -> Path:
-        return self.path / self.manifest["files"][role]
-
-    def tokenizer(self):
-        """open_clip's CLIP BPE tokenizer (its vocabulary ships with open_clip: no download); built once."""
-        if self._tokenizer is None:
-            import open_clip
-
-            self._tokenizer = open_clip.SimpleTokenizer(context_length=self.prompt.context_length)
-        return self._tokenizer
-
-    def tokenize(self, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        return self.prompt.tokenize(labels, self.tokenizer())
-
-    def load_torch(self) -> "TorchModels":
-        """The torch fallback: the same encoders rebuilt from weights.safetensors (no download)."""
-        from safetensors.torch import load_file
-
-        weights = self.file("weights")
-        try:
-            state = load_file(str(weights))
-        except Exception as exc:  # noqa: BLE001 - a corrupt file: name it
-            raise BundleError(f"{weights}: cannot read weights: {exc}") from exc
-        spec, info = self.prompt, self.manifest["torch"]
-        if self.kind == "mkt":
-            from mkt_core.config import MKTConfig
-            from mkt_core.model import create_model
-
-            model = create_model(MKTConfig.from_dict(info["config"]), load_weights=False).eval()
-            model.vlp.mean, model.vlp.std = tuple(info["vlp_mean"]), tuple(info["vlp_std"])
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            missing = [k for k in missing if not k.startswith(info.get("skipped_prefix", _MKT_SKIPPED_PREFIX))]
-            if missing or unexpected:
-                raise BundleError(f"{weights}: weights do not fit the model in {self.path / MANIFEST_FILE}: "
-                                  f"missing {missing[:5]}, unexpected {unexpected[:5]}")
-            return TorchModels(MKTImageGraph(model.student).eval(), TextGraph(model.vlp, spec, model.prompt).eval())
-        from mkt_core.config import VLPConfig
-        from mkt_core.vlp import load_vlp
-
-        vlp = load_vlp(VLPConfig(model_name=info["model_name"], pretrained=None, model_cfg=info["model_cfg"]),
-                       load_weights=False).eval()
-        try:
-            vlp.clip.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise BundleError(f"{weights}: weights do not fit the CLIP model in the manifest: {exc}") from exc
-        return TorchModels(ClipImageGraph(vlp.clip).eval(), TextGraph(vlp, spec).eval())
-
-
 @dataclass
 class TorchModels:
     image: nn.Module
     text: nn.Module
 
 
-_REQUIRED = {"kind": str, "embed_dim": int, "image_size": int, "mean": list, "std": list, "num_patches": int,
-             "top_k": int, "prompt": dict, "files": dict, "fingerprint": str, "torch": dict}
+def load_torch_models(bundle: Bundle) -> TorchModels:
+    """The torch fallback: a bundle's encoders rebuilt from its weights.safetensors (no download)."""
+    from safetensors.torch import load_file
 
-
-def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
-    """Read and check a bundle's manifest; refuse, naming the file and the reason, what cannot be used.
-
-    `verify=True` also recomputes the fingerprint from weights.safetensors (reads every weight).
-    """
-    folder = Path(path)
-    manifest_path = folder / MANIFEST_FILE
-    if not folder.is_dir():
-        raise BundleError(f"{folder}: not a folder: a model bundle is a folder with {MANIFEST_FILE}")
-    if not manifest_path.is_file():
-        raise BundleError(f"{manifest_path}: missing: {folder} is not a model bundle")
+    weights = bundle.file("weights")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{manifest_path}: malformed JSON: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{manifest_path}: malformed: expected a JSON object")
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"{manifest_path}: not a model bundle manifest (format {manifest.get('format')!r}, "
-                          f"expected {FORMAT!r})")
-    if manifest.get("version") != VERSION:
-        raise BundleError(f"{manifest_path}: bundle format version {manifest.get('version')!r}; this program reads "
-                          f"version {VERSION}. Re-export the model with this version of the program.")
-    for key, kind in _REQUIRED.items():
-        if key not in manifest:
-            raise BundleError(f"{manifest_path}: malformed: missing field {key!r}")
-        if not isinstance(manifest[key], kind) or (kind is int and isinstance(manifest[key], bool)):
-            raise BundleError(f"{manifest_path}: malformed: field {key!r} should be {kind.__name__}, "
-                              f"got {type(manifest[key]).__name__}")
-    if manifest["kind"] not in KINDS:
-        raise BundleError(f"{manifest_path}: unknown kind {manifest['kind']!r} (known: {', '.join(KINDS)})")
-    try:
-        PromptSpec.from_dict(manifest["prompt"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{manifest_path}: malformed: field 'prompt': {exc!r}") from exc
-    for role in ("image_encoder", "text_encoder", "weights"):
-        name = manifest["files"].get(role)
-        if not isinstance(name, str) or Path(name).name != name:
-            raise BundleError(f"{manifest_path}: malformed: files.{role} should be a file name, got {name!r}")
-        if not (folder / name).is_file():
-            raise BundleError(f"{folder / name}: missing (the bundle's {MANIFEST_FILE} names it as its {role})")
-    bundle = Bundle(folder, manifest)
-    if verify:
-        from safetensors.torch import load_file
+        state = load_file(str(weights))
+    except Exception as exc:  # noqa: BLE001 - a corrupt file: name it
+        raise BundleError(f"{weights}: cannot read weights: {exc}") from exc
+    spec, info = bundle.prompt, bundle.manifest["torch"]
+    if bundle.kind == "mkt":
+        from mkt_core.model.config import MKTConfig
+        from mkt_core.model.mkt import create_model
 
-        actual = fingerprint(load_file(str(bundle.file("weights"))), manifest)
-        if actual != manifest["fingerprint"]:
-            raise BundleError(f"{bundle.file('weights')}: weights do not match the fingerprint in {manifest_path} "
-                              "(the file was changed or damaged)")
-    return bundle
+        model = create_model(MKTConfig.from_dict(info["config"]), load_weights=False).eval()
+        model.vlp.mean, model.vlp.std = tuple(info["vlp_mean"]), tuple(info["vlp_std"])
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith(info.get("skipped_prefix", MKT_SKIPPED_PREFIX))]
+        if missing or unexpected:
+            raise BundleError(f"{weights}: weights do not fit the model in {bundle.path / MANIFEST_FILE}: "
+                              f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        return TorchModels(MKTImageGraph(model.student).eval(), TextGraph(model.vlp, spec, model.prompt).eval())
+    from mkt_core.model.config import VLPConfig
+    from mkt_core.model.vlp import load_vlp
+
+    vlp = load_vlp(VLPConfig(model_name=info["model_name"], pretrained=None, model_cfg=info["model_cfg"]),
+                   load_weights=False).eval()
+    try:
+        vlp.clip.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise BundleError(f"{weights}: weights do not fit the CLIP model in the manifest: {exc}") from exc
+    return TorchModels(ClipImageGraph(vlp.clip).eval(), TextGraph(vlp, spec).eval())
 
 
 def cli_export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, half_weights: bool = False,
@@ -499,8 +304,8 @@ def cli_export(checkpoint: str | Path, out: str | Path, overwrite: bool = False,
     `vocabulary` is a label file (one label a line; a TAB and what follows it, blank lines and "#"
     lines are ignored), such as the label file a model was trained with.
     """
-    from mkt_core.checkpoint import load_model
     from mkt_core.data.generic import read_label_list
+    from mkt_core.model.checkpoint import load_model
 
     labels = None
     if vocabulary is not None:

@@ -13,8 +13,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from mkt_core.data import MultiLabelSplit, collate_skipping_bad
-from mkt_core.metrics import evaluate as metric_table
-from mkt_core.model import MKT
+from mkt_core.model.mkt import MKT
+from mkt_core.train.metrics import evaluate as metric_table
 
 
 @torch.no_grad()

@@ -1,7 +1,7 @@
 """Model configs and named presets, in the manner of timm and open_clip.
 
 `MKTConfig` says everything needed to build an MKT model; `get_preset(name)` returns a
-fresh copy of a named one; `mkt_core.model.create_model` builds the model from either.
+fresh copy of a named one; `mkt_core.model.mkt.create_model` builds the model from either.
 Where the paper and the authors' released code differ, the choice is a field here
 (see docs/paper-vs-release.md).
 """
@@ -9,8 +9,9 @@ Where the paper and the authors' released code differ, the choice is a field her
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from mkt_core.assets import TOY_TEACHER
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -157,8 +158,8 @@ def _tiny() -> MKTConfig:
     )
 
 
-# The offline proving ground's teacher: a small CLIP pretrained on the synthetic world (docs/proving-ground.md).
-TOY_TEACHER = Path(__file__).resolve().parents[1] / "assets" / "toy-teacher"
+# The offline proving ground's teacher (TOY_TEACHER): a small CLIP pretrained on the synthetic world
+# (docs/proving-ground.md).
 
 
 def _toy() -> MKTConfig:

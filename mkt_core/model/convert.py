@@ -11,47 +11,8 @@ from pathlib import Path
 
 import torch
 
-from mkt_core.checkpoint import safe_torch_load
-from mkt_core.config import MKTConfig, get_preset
-
-_BLOCK_RENAMES = {
-    "ln_1": "norm1",
-    "ln_2": "norm2",
-    "attn.in_proj_weight": "attn.qkv.weight",
-    "attn.in_proj_bias": "attn.qkv.bias",
-    "attn.out_proj": "attn.proj",
-    "mlp.c_fc": "mlp.fc1",
-    "mlp.c_proj": "mlp.fc2",
-}
-
-
-def clip_visual_to_timm(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-    """CLIP ViT image-tower keys -> timm VisionTransformer keys, plus the `[width, D]` projection."""
-    out: dict[str, torch.Tensor] = {}
-    proj = None
-    for key, value in state.items():
-        if key in ("proj", "projection_dist"):
-            proj = value
-        elif key == "conv1.weight":
-            out["patch_embed.proj.weight"] = value
-        elif key == "class_embedding":
-            out["cls_token"] = value.reshape(1, 1, -1)
-        elif key == "positional_embedding":
-            out["pos_embed"] = value.unsqueeze(0)
-        elif key.startswith("ln_pre."):
-            out["norm_pre." + key[len("ln_pre."):]] = value
-        elif key.startswith("ln_post."):
-            out["norm." + key[len("ln_post."):]] = value
-        elif key.startswith("transformer.resblocks."):
-            index, rest = key[len("transformer.resblocks."):].split(".", 1)
-            for old, new in _BLOCK_RENAMES.items():
-                if rest.startswith(old):
-                    rest = new + rest[len(old):]
-                    break
-            out[f"blocks.{index}.{rest}"] = value
-    if "patch_embed.proj.weight" not in out:
-        raise ValueError("not a CLIP ViT image tower: no 'conv1.weight' key")
-    return out, proj
+from mkt_core.model.config import MKTConfig, get_preset
+from mkt_core.model.safe_load import safe_torch_load
 
 
 def _strip_prefixes(state: dict[str, torch.Tensor], prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -89,7 +50,7 @@ def convert_official(
     the VLP's original table: pass `original_token_table` (CLIP's untuned table) for an exact
     conversion; without it the tuned table stands in for it too.
     """
-    from mkt_core.model import create_model
+    from mkt_core.model.mkt import create_model
 
     config = config or get_preset("release-vit-b16")
     if config.head != "shared_projection":

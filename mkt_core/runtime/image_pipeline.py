@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mkt_core.data.images import ImageLoadError, load_rgb
+from mkt_core.runtime.images import ImageLoadError, load_rgb
 
 __all__ = ["ImageLoadError", "load_rgb", "resize", "to_array", "Preprocess", "EmbeddedPhoto", "decoded_batches",
            "embed_files"]
@@ -130,7 +130,7 @@ def decoded_batches(paths: Iterable[str | Path], preprocess: Preprocess, batch_s
 
 def embed_files(paths: Iterable[str | Path], engine, batch_size: int = 32, workers: int = 0,
                 pool: str = "thread") -> Iterator[EmbeddedPhoto]:
-    """Embed photo files with `engine` (a `mkt_core.engine.Engine`), one result per path, in order.
+    """Embed photo files with `engine` (a `mkt_core.runtime.engine.Engine`), one result per path, in order.
 
     While the engine runs a batch, the pool decodes the next ones. A file that fails to decode
     yields a result with `error` set; the other files of its batch are embedded as usual.

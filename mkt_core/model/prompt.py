@@ -9,15 +9,14 @@ table replaces the VLP's for every position except the label's tokens.
 Before any tuning both modes give exactly the VLP's embedding of the plain prompt.
 """
 
-import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mkt_core.vlp import VLP
+from mkt_core.model.vlp import VLP
+from mkt_core.runtime.tokenizer import prompt_token_ids
 
 
 @dataclass
@@ -25,30 +24,6 @@ class PromptTokens:
     ids: torch.Tensor  # [L, C] token ids of the full prompts
     label_lengths: torch.Tensor  # [L] number of label tokens kept
     eot_positions: torch.Tensor  # [L] where each prompt's end-of-text token is
-
-
-def prompt_token_ids(labels: list[str], tokenizer, sot_id: int, prefix_ids, suffix_ids, eot_id: int,
-                     context_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """`[SOT] prefix label suffix [EOT]` ids `[L, C]` (int64) and the label lengths `[L]`.
-
-    The one tokenisation of prompts, used by training and by exported bundles alike. A label too
-    long for the context keeps its first tokens, with a warning, never an error.
-    """
-    max_label_tokens = context_length - 2 - len(prefix_ids) - len(suffix_ids)
-    ids = np.zeros((len(labels), context_length), dtype=np.int64)
-    lengths = np.zeros(len(labels), dtype=np.int64)
-    for i, label in enumerate(labels):
-        label_ids = tokenizer.encode(label)
-        if not label_ids:
-            raise ValueError(f"label {label!r} has no text to encode")
-        if len(label_ids) > max_label_tokens:
-            warnings.warn(f"label {label[:60]!r} is {len(label_ids)} tokens long; only the first "
-                          f"{max_label_tokens} fit the text context and are used", stacklevel=3)
-            label_ids = label_ids[:max_label_tokens]
-        row = [sot_id, *prefix_ids, *label_ids, *suffix_ids, eot_id]
-        ids[i, : len(row)] = row
-        lengths[i] = len(label_ids)
-    return ids, lengths
 
 
 class PromptLearner(nn.Module):

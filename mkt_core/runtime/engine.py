@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mkt_core.bundle import Bundle, BundleError, load_bundle
+from mkt_core.runtime.bundle import Bundle, BundleError, load_bundle
 
 BACKENDS = ("auto", "onnx", "torch")
 DEVICES = ("auto", "cpu", "cuda")

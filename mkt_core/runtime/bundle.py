@@ -1,0 +1,237 @@
+"""Model bundles: the folder the app loads, with ONNX encoders for the runtime and safetensors for torch.
+
+    bundle/
+      manifest.json          format, version, kind, sizes, preprocessing, prompt, fingerprint
+      image_encoder.onnx     images [B, 3, H, W] float32 -> global [B, D] (+ local [B, N, D] for kind "mkt")
+      text_encoder.onnx      ids [L, C] int64, label_lengths [L] int64 -> embeddings [L, D], L2-normalised
+      weights.safetensors    the same weights for the torch fallback (config in the manifest)
+      vocabulary.txt         optional: the labels the model was made for, one a line
+
+The text encoder takes the prompt's token ids laid out as `PromptLearner.tokenize` lays them out
+(`[SOT] prefix label suffix [EOT] pad`); the learned prompt (CoOp context vectors, or the tuned
+token table) is baked into the graph as constants, so the runtime needs only the tokenizer.
+A bundle's fingerprint is a sha256 over its weights and the manifest fields that change what the
+encoders compute; embeddings and scores in the app's database carry it.
+
+This module is what the app ships: it reads and checks bundles and imports no torch. Writing a
+bundle (the ONNX export) is `mkt_core.model.export`; so is the torch fallback, loaded on demand.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mkt_core.runtime.tokenizer import prompt_token_ids
+
+FORMAT = "mkt-bundle"
+VERSION = 1
+MANIFEST_FILE = "manifest.json"
+IMAGE_FILE = "image_encoder.onnx"
+TEXT_FILE = "text_encoder.onnx"
+WEIGHTS_FILE = "weights.safetensors"
+VOCABULARY_FILE = "vocabulary.txt"  # optional: the labels the model was made for, one a line
+OPSET = 18
+KINDS = ("mkt", "clip")
+CLIP_PROMPT_TEMPLATE = "a photo of a {}."
+# The teacher's image tower is not needed to tag photos; the torch fallback rebuilds it at random.
+MKT_SKIPPED_PREFIX = "vlp.clip.visual."
+
+
+class BundleError(ValueError):
+    """A bundle folder that cannot be used; the message names the file and the reason."""
+
+
+# -- the prompt layout, shared by export and runtime ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """How a label becomes token ids: `[SOT] prefix label suffix [EOT]`, zero-padded to context_length."""
+
+    template: str
+    prefix_ids: tuple[int, ...]
+    suffix_ids: tuple[int, ...]
+    sot_id: int
+    eot_id: int
+    context_length: int
+
+    @property
+    def max_label_tokens(self) -> int:
+        return self.context_length - 2 - len(self.prefix_ids) - len(self.suffix_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"template": self.template, "prefix_ids": list(self.prefix_ids), "suffix_ids": list(self.suffix_ids),
+                "sot_id": self.sot_id, "eot_id": self.eot_id, "context_length": self.context_length}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PromptSpec":
+        return cls(str(data["template"]), tuple(int(i) for i in data["prefix_ids"]),
+                   tuple(int(i) for i in data["suffix_ids"]), int(data["sot_id"]), int(data["eot_id"]),
+                   int(data["context_length"]))
+
+    @classmethod
+    def from_template(cls, template: str, tokenizer, context_length: int) -> "PromptSpec":
+        prefix, suffix = template.split("{}", 1)
+        return cls(template, tuple(tokenizer.encode(prefix)) if prefix.strip() else (),
+                   tuple(tokenizer.encode(suffix)) if suffix.strip() else (),
+                   int(tokenizer.sot_token_id), int(tokenizer.eot_token_id), int(context_length))
+
+    def tokenize(self, labels: list[str], tokenizer) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [L, C] int64, label_lengths [L] int64); too long a label is cut, as in training."""
+        return prompt_token_ids(labels, tokenizer, self.sot_id, self.prefix_ids, self.suffix_ids, self.eot_id,
+                                self.context_length)
+
+
+_FINGERPRINT_FIELDS = ("kind", "embed_dim", "image_size", "mean", "std", "resize", "patch_grid", "top_k", "prompt")
+
+
+def fingerprint(state: dict[str, np.ndarray], manifest: dict[str, Any]) -> str:
+    """sha256 over every weight (name, dtype, shape, bytes; in name order) and the manifest essentials.
+
+    The dtype is written in torch's spelling ("torch.float32"), as bundles have been fingerprinted
+    since the first one; numpy's dtype names are the same words.
+    """
+    digest = hashlib.sha256()
+    essentials = {key: manifest.get(key) for key in _FINGERPRINT_FIELDS}
+    digest.update(json.dumps(essentials, sort_keys=True).encode())
+    for key in sorted(state):
+        array = np.ascontiguousarray(state[key])
+        digest.update(f"{key}|torch.{array.dtype.name}|{tuple(array.shape)}|".encode())
+        digest.update(array.tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Bundle:
+    """A loaded manifest plus where its files are; the encoders themselves live in `mkt_core.runtime.engine`."""
+
+    path: Path
+    manifest: dict[str, Any]
+    _tokenizer: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def kind(self) -> str:
+        return self.manifest["kind"]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", self.path.name))
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.manifest["embed_dim"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.manifest["image_size"])
+
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        return tuple(self.manifest["mean"])
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        return tuple(self.manifest["std"])
+
+    @property
+    def resize(self) -> str:
+        return self.manifest.get("resize", "squash")
+
+    @property
+    def num_patches(self) -> int:
+        return int(self.manifest["num_patches"])
+
+    @property
+    def top_k(self) -> int:
+        return int(self.manifest["top_k"])
+
+    @property
+    def prompt(self) -> PromptSpec:
+        return PromptSpec.from_dict(self.manifest["prompt"])
+
+    def file(self, role: str) -> Path:
+        return self.path / self.manifest["files"][role]
+
+    def tokenizer(self):
+        """CLIP's BPE tokenizer (the runtime's own copy, the same ids as open_clip's); built once."""
+        if self._tokenizer is None:
+            from mkt_core.runtime.tokenizer import ClipTokenizer
+
+            self._tokenizer = ClipTokenizer.default()
+        return self._tokenizer
+
+    def tokenize(self, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return self.prompt.tokenize(labels, self.tokenizer())
+
+    def load_torch(self):
+        """The torch fallback: the same encoders rebuilt from weights.safetensors (no download)."""
+        from mkt_core.model.export import load_torch_models
+
+        return load_torch_models(self)
+
+
+_REQUIRED = {"kind": str, "embed_dim": int, "image_size": int, "mean": list, "std": list, "num_patches": int,
+             "top_k": int, "prompt": dict, "files": dict, "fingerprint": str, "torch": dict}
+
+
+def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
+    """Read and check a bundle's manifest; refuse, naming the file and the reason, what cannot be used.
+
+    `verify=True` also recomputes the fingerprint from weights.safetensors (reads every weight).
+    """
+    folder = Path(path)
+    manifest_path = folder / MANIFEST_FILE
+    if not folder.is_dir():
+        raise BundleError(f"{folder}: not a folder: a model bundle is a folder with {MANIFEST_FILE}")
+    if not manifest_path.is_file():
+        raise BundleError(f"{manifest_path}: missing: {folder} is not a model bundle")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{manifest_path}: malformed JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_path}: malformed: expected a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{manifest_path}: not a model bundle manifest (format {manifest.get('format')!r}, "
+                          f"expected {FORMAT!r})")
+    if manifest.get("version") != VERSION:
+        raise BundleError(f"{manifest_path}: bundle format version {manifest.get('version')!r}; this program reads "
+                          f"version {VERSION}. Re-export the model with this version of the program.")
+    for key, kind in _REQUIRED.items():
+        if key not in manifest:
+            raise BundleError(f"{manifest_path}: malformed: missing field {key!r}")
+        if not isinstance(manifest[key], kind) or (kind is int and isinstance(manifest[key], bool)):
+            raise BundleError(f"{manifest_path}: malformed: field {key!r} should be {kind.__name__}, "
+                              f"got {type(manifest[key]).__name__}")
+    if manifest["kind"] not in KINDS:
+        raise BundleError(f"{manifest_path}: unknown kind {manifest['kind']!r} (known: {', '.join(KINDS)})")
+    try:
+        PromptSpec.from_dict(manifest["prompt"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{manifest_path}: malformed: field 'prompt': {exc!r}") from exc
+    for role in ("image_encoder", "text_encoder", "weights"):
+        name = manifest["files"].get(role)
+        if not isinstance(name, str) or Path(name).name != name:
+            raise BundleError(f"{manifest_path}: malformed: files.{role} should be a file name, got {name!r}")
+        if not (folder / name).is_file():
+            raise BundleError(f"{folder / name}: missing (the bundle's {MANIFEST_FILE} names it as its {role})")
+    bundle = Bundle(folder, manifest)
+    if verify:
+        from safetensors.numpy import load_file
+
+        actual = fingerprint(load_file(str(bundle.file("weights"))), manifest)
+        if actual != manifest["fingerprint"]:
+            raise BundleError(f"{bundle.file('weights')}: weights do not match the fingerprint in {manifest_path} "
+                              "(the file was changed or damaged)")
+    return bundle
