@@ -6,9 +6,12 @@ patch dots), so the store keeps the local tokens in a form that is small *and* f
 - global embedding: float16 (D values).
 - local tokens: projected on a PCA basis of r dimensions (fitted once per store, from the first
   photos added), each dimension scaled by its own spread and rounded to 8 bits (stored as uint8
-  with zero point 128). A patch dot is then `offset(z) + codes @ q(z)` with
-  `q = scales * (components @ z)`: one small integer matrix product, no per-patch rescale.
-  With r = 128 a photo at N = 196, D = 512 takes 26,120 bytes (limit asked: 65,536).
+  with zero point 128). A token that reaches beyond the codes' range (a photo unlike the ones the
+  basis was fitted on) is divided by its own factor t >= 1 first, kept as float16: nothing is ever
+  clipped, and tokens like the fitted ones keep t = 1. A patch dot is then
+  `offset(z) + t * (codes @ q(z))` with `q = scales * (components @ z)`: one small integer matrix
+  product and one multiply. With r = 128 a photo at N = 196, D = 512 takes 26,512 bytes (limit
+  asked: 65,536).
 
 Scoring runs as a small ONNX Runtime graph (MatMulInteger -> TopK -> ReduceMean, + the global
 dot): its uint8 x int8 kernels read the codes as they are, where numpy or torch would first
@@ -23,6 +26,7 @@ Files in the store's folder:
     ids.bin       int64 per photo                                        (append only)
     global.bin    float16 [D] per photo                                  (append only)
     local.bin     uint8 [N, r] per photo (code + 128)                    (append only)
+    scale.bin     float16 [N] per photo: each token's factor t            (append only)
     count         the number of committed photos, as text                (replaced atomically)
 
 Each field has its own file so that scoring reads contiguous memory-mapped blocks. An append
@@ -41,9 +45,10 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "mkt-embedding-store"
-VERSION = 1
-CLIP_SIGMAS = 8.0  # codes span +-8 standard deviations of each PCA dimension; beyond that they clip
+VERSION = 2  # 2: scale.bin (version 1 stores are upgraded on open: t = 1 for every token they hold)
+CLIP_SIGMAS = 8.0  # codes span +-8 standard deviations of each PCA dimension; beyond, a token takes t > 1
 ZERO_POINT = 128
+SPREAD_FLOOR = 0.05  # the smallest per-dimension spread a codec assumes, as a fraction of the largest
 QUERY_LEVELS = 63  # 7-bit query: see the module docstring
 
 
@@ -73,17 +78,25 @@ class LocalCodec:
         order = np.argsort(values)[::-1][:dims]
         components = vectors[:, order].T.astype(np.float32)
         spread = np.sqrt(np.clip(values[order], 0, None)).astype(np.float32)
-        scales = np.maximum(spread, 1e-6 * max(float(spread.max(initial=0.0)), 1e-12)) * CLIP_SIGMAS / 127.0
+        # a dimension the sample hardly uses still gets a step of a fair size: photos added later may use it
+        floor = SPREAD_FLOOR * max(float(spread.max(initial=0.0)), 1e-12)
+        scales = np.maximum(spread, floor) * CLIP_SIGMAS / 127.0
         return cls(mean.astype(np.float32), np.ascontiguousarray(components), scales.astype(np.float32))
 
-    def encode(self, local_emb: np.ndarray) -> np.ndarray:
-        """`[..., D]` float -> `[..., r]` uint8 codes (value + 128)."""
-        coeffs = (np.asarray(local_emb, dtype=np.float32) - self.mean) @ self.components.T
-        return (np.clip(np.rint(coeffs / self.scales), -127, 127) + ZERO_POINT).astype(np.uint8)
+    def encode(self, local_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`[..., D]` float -> (`[..., r]` uint8 codes (value + 128), `[...]` float16 token factors t)."""
+        steps = ((np.asarray(local_emb, dtype=np.float32) - self.mean) @ self.components.T) / self.scales
+        reach = np.abs(steps).max(axis=-1) / 127.0
+        # t >= 1, rounded up to a float16 so that the stored factor is the one the codes were made with
+        t = np.maximum(reach, 1.0).astype(np.float16)
+        t = np.where(t.astype(np.float32) < reach, np.nextafter(t, np.float16(np.inf)), t)
+        codes = np.clip(np.rint(steps / t[..., None].astype(np.float32)), -127, 127) + ZERO_POINT
+        return codes.astype(np.uint8), t
 
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        """`[..., r]` uint8 -> approximate `[..., D]` float32 (for inspection; scoring never decodes)."""
-        return ((codes.astype(np.float32) - ZERO_POINT) * self.scales) @ self.components + self.mean
+    def decode(self, codes: np.ndarray, token_scale: np.ndarray) -> np.ndarray:
+        """(`[..., r]` uint8, `[...]` t) -> approximate `[..., D]` float32 (for heat maps; scoring never decodes)."""
+        steps = (codes.astype(np.float32) - ZERO_POINT) * np.asarray(token_scale, dtype=np.float32)[..., None]
+        return (steps * self.scales) @ self.components + self.mean
 
     def query(self, label_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For labels `[L, D]`: (q int8 `[r, L]`, q_scale `[L]`, offset `[L]`) with
@@ -111,13 +124,14 @@ class EmbeddingStore:
         self.top_k = int(meta["top_k"])
         self.local_dims = int(meta["local_dims"])
         self.fingerprint = str(meta["fingerprint"])
-        self.row_bytes = {"ids": 8, "global": 2 * self.embed_dim, "local": self.num_patches * self.local_dims}
-        if not self.num_patches:
-            del self.row_bytes["local"]
+        self.row_bytes = {"ids": 8, "global": 2 * self.embed_dim}
+        if self.num_patches:
+            self.row_bytes.update(local=self.num_patches * self.local_dims, scale=2 * self.num_patches)
         self._count = 0
         self._ids = np.zeros(0, dtype=np.int64)
         self._global: np.ndarray | None = None
         self._local: np.ndarray | None = None
+        self._scale: np.ndarray | None = None
         self._live: np.ndarray = np.zeros(0, dtype=np.int64)
         self._session = None  # the ONNX Runtime scoring graph, built on first use
         self.refresh()
@@ -138,7 +152,7 @@ class EmbeddingStore:
         local_dims = min(local_dims, embed_dim) if num_patches else 0
         meta = {"format": FORMAT, "version": VERSION, "embed_dim": embed_dim, "num_patches": num_patches,
                 "top_k": top_k, "local_dims": local_dims, "fingerprint": fingerprint}
-        for name in ("ids", "global", "local"):
+        for name in ("ids", "global", "local", "scale"):
             (folder / f"{name}.bin").touch()
         _atomic_write(folder / "count", b"0\n")
         store = cls(folder, meta, None, writable=True)
@@ -172,7 +186,9 @@ class EmbeddingStore:
             raise StoreError(f"{path}: malformed JSON: {exc}") from exc
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise StoreError(f"{path}: not an embedding store")
-        if meta.get("version") != VERSION:
+        if meta.get("version") == 1 and writable:
+            meta = _upgrade_from_version_1(folder, meta)
+        if meta.get("version") not in (1, VERSION):
             raise StoreError(f"{path}: store version {meta.get('version')!r}; this program reads version {VERSION}")
         codec = None
         if (folder / "codec.npz").is_file():
@@ -197,7 +213,8 @@ class EmbeddingStore:
         """Re-read the committed count (another process may have appended) and re-map the data."""
         committed = _read_count(self.folder / "count")
         # a count ahead of the data (cannot happen with fsync, but disks lie): trust the data
-        rows = [(self.folder / f"{name}.bin").stat().st_size // size for name, size in self.row_bytes.items()]
+        rows = [(self.folder / f"{name}.bin").stat().st_size // size for name, size in self.row_bytes.items()
+                if not (name == "scale" and self.meta["version"] == 1)]
         self._count = min([committed, *rows])
         if self._count:
             n, d, r = self._count, self.embed_dim, self.local_dims
@@ -206,11 +223,16 @@ class EmbeddingStore:
             if self.num_patches:
                 self._local = np.memmap(self.folder / "local.bin", dtype=np.uint8, mode="r",
                                         shape=(n, self.num_patches, r))
+                if self.meta["version"] == 1:  # read-only, not yet upgraded: every token has t = 1
+                    self._scale = np.ones((n, self.num_patches), dtype="<f2")
+                else:
+                    self._scale = np.memmap(self.folder / "scale.bin", dtype="<f2", mode="r",
+                                            shape=(n, self.num_patches))
             # the last row of each id is the live one
             _, last_from_end = np.unique(self._ids[::-1], return_index=True)
             self._live = np.sort(n - 1 - last_from_end)
         else:
-            self._ids, self._global, self._local = np.zeros(0, dtype=np.int64), None, None
+            self._ids, self._global, self._local, self._scale = np.zeros(0, dtype=np.int64), None, None, None
             self._live = np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
@@ -227,7 +249,7 @@ class EmbeddingStore:
         if len(rows) == 0:
             raise KeyError(photo_id)
         row = int(rows[0])
-        local = self.codec.decode(self._local[row]) if self.num_patches else None
+        local = self.codec.decode(self._local[row], self._scale[row]) if self.num_patches else None
         return np.asarray(self._global[row], dtype=np.float32), local
 
     def global_embeddings(self) -> np.ndarray:
@@ -252,10 +274,13 @@ class EmbeddingStore:
                 raise ValueError(f"local_emb must be [{len(ids)}, {self.num_patches}, {self.embed_dim}], got {shape}")
             if self.codec is None:
                 self._set_codec(LocalCodec.fit(local_emb, self.local_dims))
-        self.append_codes(ids, global_emb, self.codec.encode(local_emb) if self.num_patches else None)
+        codes, token_scale = self.codec.encode(local_emb) if self.num_patches else (None, None)
+        self.append_codes(ids, global_emb, codes, token_scale)
 
-    def append_codes(self, ids: np.ndarray, global_emb: np.ndarray, codes: np.ndarray | None) -> None:
-        """Add photos already in stored form (global [B, D], local uint8 codes [B, N, r])."""
+    def append_codes(self, ids: np.ndarray, global_emb: np.ndarray, codes: np.ndarray | None,
+                     token_scale: np.ndarray | None = None) -> None:
+        """Add photos already in stored form (global [B, D], local uint8 codes [B, N, r], factors t [B, N];
+        t = 1 when not given)."""
         if not self.writable:
             raise StoreError(f"{self.folder}: opened read-only")
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
@@ -269,6 +294,10 @@ class EmbeddingStore:
             if codes.dtype != np.uint8 or codes.shape != (len(ids), self.num_patches, self.local_dims):
                 raise ValueError(f"codes must be uint8 [{len(ids)}, {self.num_patches}, {self.local_dims}]")
             parts["local"] = codes
+            token_scale = np.ones(codes.shape[:2]) if token_scale is None else np.asarray(token_scale)
+            if token_scale.shape != codes.shape[:2] or not (token_scale >= 1).all():
+                raise ValueError(f"token factors must be [{len(ids)}, {self.num_patches}], each at least 1")
+            parts["scale"] = token_scale.astype("<f2")
         self.refresh()  # another writer may have committed meanwhile
         for name, rows in parts.items():
             with open(self.folder / f"{name}.bin", "r+b") as f:
@@ -284,33 +313,66 @@ class EmbeddingStore:
 
     def score_label(self, label_emb: np.ndarray, chunk: int = 1024) -> np.ndarray:
         """Eq. 3 scores `[n]` of one label embedding `[D]` for every stored photo (order of `ids`)."""
-        return self.score_labels(np.asarray(label_emb).reshape(1, -1), chunk)[:, 0]
+        return self.score_labels(np.asarray(label_emb).reshape(1, -1), chunk=chunk)[:, 0]
 
-    def score_labels(self, label_emb: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    def score_labels(self, label_emb: np.ndarray, ids: np.ndarray | list[int] | None = None,
+                     chunk: int = 1024) -> np.ndarray:
         """Eq. 3 scores `[n, L]`: global dot + mean of the top-k patch dots, from the compressed data.
 
-        Runs over the memory-mapped data in chunks of `chunk` photos, so memory stays at a few
-        tens of MB whatever the store's size.
+        The one score of the app: search, the stored scores, thresholds and exports all come from
+        here. `ids` scores only those photos (rows in the order given; KeyError for one not stored),
+        with the very same numbers as scoring everything. Runs over the memory-mapped data in chunks
+        of `chunk` photos, so memory stays at a few tens of MB whatever the store's size.
         """
         z = np.asarray(label_emb, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.embed_dim:
             raise ValueError(f"label embeddings must be [L, {self.embed_dim}], got {list(z.shape)}")
-        out = np.empty((self._count, len(z)), dtype=np.float32)
-        if not self._count:
-            return out[self._live]
+        rows = self._live if ids is None else self.rows_of(ids)
+        out = np.empty((len(rows), len(z)), dtype=np.float32)
+        if not len(rows):
+            return out
         if not self.num_patches:  # CLIP: the global stream alone
-            for start in range(0, self._count, chunk):
-                out[start:start + chunk] = self._global[start:start + chunk].astype(np.float32) @ z.T
-            return out[self._live]
+            for start in range(0, len(rows), chunk):
+                out[start:start + chunk] = self._block(self._global, rows, start, chunk).astype(np.float32) @ z.T
+            return out
         session = self._scoring_session()
         q, q_scale, offset = self.codec.query(z)
         feed = {"q": q, "q_scale": q_scale, "z": np.ascontiguousarray(z.T), "offset": offset}
-        for start in range(0, self._count, chunk):
-            stop = min(start + chunk, self._count)
-            feed["codes"] = np.asarray(self._local[start:stop]).reshape(-1, self.local_dims)
-            feed["global"] = np.asarray(self._global[start:stop])
-            out[start:stop] = session.run(None, feed)[0]
-        return out[self._live]
+        for start in range(0, len(rows), chunk):
+            feed["codes"] = self._block(self._local, rows, start, chunk).reshape(-1, self.local_dims)
+            feed["token_scale"] = self._block(self._scale, rows, start, chunk).reshape(-1, 1)
+            feed["global"] = self._block(self._global, rows, start, chunk)
+            out[start:start + chunk] = session.run(None, feed)[0]
+        return out
+
+    def patch_dots(self, photo_id: int, label_emb: np.ndarray) -> np.ndarray:
+        """Each patch's dot `<z, e_j>` `[N]` for one photo, computed as the scoring graph computes it
+        (the label's 7-bit query over the codes): its top-k mean is the local half of the photo's score."""
+        row = int(self.rows_of([photo_id])[0])
+        q, q_scale, offset = self.codec.query(np.asarray(label_emb, dtype=np.float32).reshape(1, -1))
+        acc = (self._local[row].astype(np.int32) - ZERO_POINT) @ q.astype(np.int32)
+        return (acc[:, 0].astype(np.float32) * q_scale[0]) * self._scale[row].astype(np.float32) + offset[0]
+
+    def rows_of(self, ids: np.ndarray | list[int]) -> np.ndarray:
+        """The live row of each id, in the order given; KeyError naming the first id not stored."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        live_ids = self._ids[self._live]
+        order = np.argsort(live_ids, kind="stable")
+        where = np.searchsorted(live_ids, ids, sorter=order)
+        where = np.minimum(where, max(len(order) - 1, 0))
+        found = order[where] if len(order) else np.zeros(len(ids), dtype=np.int64)
+        missing = ~np.isin(ids, live_ids) if len(order) else np.ones(len(ids), dtype=bool)
+        if missing.any():
+            raise KeyError(int(ids[missing][0]))
+        return self._live[found]
+
+    @staticmethod
+    def _block(data: np.ndarray, rows: np.ndarray, start: int, chunk: int) -> np.ndarray:
+        """Rows `rows[start:start + chunk]` of a memory-mapped array: a plain slice when they are contiguous."""
+        part = rows[start:start + chunk]
+        if len(part) and part[-1] - part[0] == len(part) - 1:
+            return np.asarray(data[part[0]:part[-1] + 1])
+        return np.asarray(data[part])
 
     def _scoring_session(self):
         if self._session is None:
@@ -325,8 +387,9 @@ class EmbeddingStore:
 
 
 def scoring_graph(num_patches: int, k: int) -> bytes:
-    """The ONNX graph of Eq. 3 on stored data: scores [B, L] from codes [B*N, r] uint8, the label's
-    7-bit query q [r, L] int8 with q_scale [L], global [B, D] float16, z [D, L] and offset [L]."""
+    """The ONNX graph of Eq. 3 on stored data: scores [B, L] from codes [B*N, r] uint8 with each token's
+    factor t [B*N, 1] float16, the label's 7-bit query q [r, L] int8 with q_scale [L], global [B, D]
+    float16, z [D, L] and offset [L]."""
     from onnx import TensorProto, helper
 
     def info(name, kind, shape):
@@ -335,7 +398,9 @@ def scoring_graph(num_patches: int, k: int) -> bytes:
     nodes = [
         helper.make_node("MatMulInteger", ["codes", "q", "zero_point"], ["acc"]),  # [B*N, L] int32
         helper.make_node("Cast", ["acc"], ["acc_f"], to=TensorProto.FLOAT),
-        helper.make_node("Mul", ["acc_f", "q_scale"], ["dots"]),
+        helper.make_node("Mul", ["acc_f", "q_scale"], ["dots_unscaled"]),
+        helper.make_node("Cast", ["token_scale"], ["token_scale_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["dots_unscaled", "token_scale_f"], ["dots"]),  # each token's factor t
         helper.make_node("Shape", ["global"], ["batch"], start=0, end=1),
         helper.make_node("Concat", ["batch", "patches_minus_one"], ["shape3"], axis=0),
         helper.make_node("Reshape", ["dots", "shape3"], ["dots3"]),  # [B, N, L]
@@ -355,7 +420,8 @@ def scoring_graph(num_patches: int, k: int) -> bytes:
     graph = helper.make_graph(
         nodes, "eq3_scores",
         [info("codes", TensorProto.UINT8, ["BN", "r"]), info("q", TensorProto.INT8, ["r", "L"]),
-         info("q_scale", TensorProto.FLOAT, ["L"]), info("global", TensorProto.FLOAT16, ["B", "D"]),
+         info("q_scale", TensorProto.FLOAT, ["L"]), info("token_scale", TensorProto.FLOAT16, ["BN", 1]),
+         info("global", TensorProto.FLOAT16, ["B", "D"]),
          info("z", TensorProto.FLOAT, ["D", "L"]), info("offset", TensorProto.FLOAT, ["L"])],
         [info("scores", TensorProto.FLOAT, ["B", "L"])], initializer=constants)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
@@ -371,8 +437,23 @@ def _cores() -> int:
 
 
 def bytes_per_photo(embed_dim: int, num_patches: int, local_dims: int = 128) -> int:
-    """Disk bytes of one photo: id + float16 global + int8 local codes."""
-    return 8 + 2 * embed_dim + (num_patches * min(local_dims, embed_dim) if num_patches else 0)
+    """Disk bytes of one photo: id + float16 global + int8 local codes + a float16 factor per token."""
+    return 8 + 2 * embed_dim + (num_patches * (min(local_dims, embed_dim) + 2) if num_patches else 0)
+
+
+def _upgrade_from_version_1(folder: Path, meta: dict) -> dict:
+    """A version-1 store has no scale.bin: its tokens were all coded with t = 1. Write those ones for
+    the committed rows, then the new version (a crash in between redoes it on the next open)."""
+    if int(meta["num_patches"]):
+        count = _read_count(folder / "count")
+        ones = np.ones((count, int(meta["num_patches"])), dtype="<f2")
+        with open(folder / "scale.bin", "wb") as f:
+            f.write(ones.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+    meta = {**meta, "version": VERSION}
+    _atomic_write(folder / "store.json", json.dumps(meta, indent=2).encode())
+    return meta
 
 
 def _read_count(path: Path) -> int:

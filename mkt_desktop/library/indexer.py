@@ -108,6 +108,7 @@ class Indexer:
                 to_embed[digest] = item.path
         embedded = self._embed(to_embed, report, batch_folders={item.path: f for f, item, _ in hashed})
         with lib.Session() as session:
+            to_score = []
             for folder_id, item, digest in hashed:
                 if digest in embedded or digest in known_hashes:
                     photo = self._place_photo(session, folder_id, item, digest)
@@ -115,11 +116,12 @@ class Indexer:
                         report.indexed += 1
                     else:
                         report.reused += 1
-                    self._write_scores(session, photo, digest, embedded.get(digest))
+                    to_score.append(photo.id)
+            self._write_scores(session, to_score)
             session.commit()
 
     def _embed(self, to_embed: dict[str, str], report: IndexReport, batch_folders: dict[str, int]):
-        """Run the model on the new contents, append them to the store; {hash: (embedding_id, g, l)}."""
+        """Run the model on the new contents, append them to the store; {hash: embedding id}."""
         from mkt_core.runtime.image_pipeline import embed_files
 
         lib = self.lib
@@ -145,7 +147,7 @@ class Indexer:
             local_emb = np.stack([r.local_emb for _, r in good]) if good[0][1].local_emb is not None else None
             lib.store.append(ids, global_emb, local_emb)  # durable before the rows that point to it
             session.commit()
-        return {digest: (eid, r.global_emb, r.local_emb) for eid, (digest, r) in zip(ids, good, strict=True)}
+        return {digest: eid for eid, (digest, _) in zip(ids, good, strict=True)}
 
     def _place_photo(self, session: Session, folder_id: int, item: FoundFile, digest: str) -> Photo:
         """The photo's row: its own (changed file), a moved one with the same content, or a new one."""
@@ -165,27 +167,26 @@ class Indexer:
         session.flush()
         return row
 
-    def _write_scores(self, session: Session, photo: Photo, digest: str, embedded) -> None:
-        """Scores of every saved label: from the fresh embeddings, or from the store for known content."""
+    def _write_scores(self, session: Session, photo_ids: list[int]) -> None:
+        """Scores of every saved label for these photos, in one pass of the store's scoring: the same
+        numbers search and a label saved later give. A moved photo keeps the scores it has."""
         lib = self.lib
         labels = session.execute(select(Label.id, Label.text).order_by(Label.id)).all()
-        if not labels:
+        if not labels or not photo_ids:
             return
-        if embedded is None:
-            existing = session.scalar(select(Score.label_id).where(Score.photo_id == photo.id,
-                                                                    Score.model_id == lib.model_id).limit(1))
-            if existing is not None:
-                return  # a moved photo keeps its scores
-            embedding_id = session.scalar(select(Embedding.id).where(Embedding.model_id == lib.model_id,
-                                                                     Embedding.content_hash == digest))
-            global_emb, local_emb = lib.store.get(embedding_id)
-        else:
-            _, global_emb, local_emb = embedded
-        scores = lib.score_embeddings([t for _, t in labels], global_emb[None],
-                                      None if local_emb is None else local_emb[None])[0]
+        scored = set(session.scalars(select(Score.photo_id).where(Score.photo_id.in_(photo_ids),
+                                                                  Score.model_id == lib.model_id)))
+        pairs = session.execute(
+            select(Photo.id, Embedding.id)
+            .join(Embedding, (Embedding.content_hash == Photo.content_hash) & (Embedding.model_id == lib.model_id))
+            .where(Photo.id.in_([p for p in photo_ids if p not in scored]))).all()
+        if not pairs:
+            return
+        scores = lib.store.score_labels(lib.label_embeddings([t for _, t in labels]), ids=[e for _, e in pairs])
         session.execute(insert(Score).prefix_with("OR REPLACE"), [
-            {"photo_id": photo.id, "label_id": label_id, "model_id": lib.model_id, "score": float(s)}
-            for (label_id, _), s in zip(labels, scores, strict=True)])
+            {"photo_id": photo_id, "label_id": label_id, "model_id": lib.model_id, "score": float(s)}
+            for (photo_id, _), row in zip(pairs, scores, strict=True)
+            for (label_id, _), s in zip(labels, row, strict=True)])
 
     # -- failures and missing files -----------------------------------------------------------
 

@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from mkt_core.assets import DEFAULT_VOCABULARY
-from mkt_core.model.scoring import two_stream_scores
 from mkt_desktop.library.db import Embedding, Folder, Label, Model, Photo, Score, Tag, open_database, utcnow
 from mkt_desktop.library.labels import (
     LabelError,
@@ -128,15 +126,6 @@ class Library:
         if not texts:
             return np.zeros((0, self.bundle.embed_dim), np.float32)
         return np.stack([self._label_cache[t] for t in texts])
-
-    def score_embeddings(self, texts: list[str], global_emb: np.ndarray, local_emb: np.ndarray | None) -> np.ndarray:
-        """Eq. 3 scores [B, L] of embeddings for labels, with the one scoring function of mkt_core."""
-        z = torch.from_numpy(self.label_embeddings(texts))
-        g = torch.from_numpy(np.asarray(global_emb, dtype=np.float32))
-        if local_emb is None:
-            return two_stream_scores(z, g, None, 1, streams="global").numpy()
-        local = torch.from_numpy(np.asarray(local_emb, dtype=np.float32))
-        return two_stream_scores(z, g, local, self.bundle.top_k).numpy()
 
     # -- folders ------------------------------------------------------------------------------
 
@@ -395,8 +384,7 @@ class Library:
         hits.sort(key=lambda h: -h.score)
         return hits[:limit]
 
-    def embeddings(self, photo: int | str | Path) -> tuple[np.ndarray, np.ndarray | None]:
-        """A photo's stored (global [D], local [N, D] or None) embeddings for this model."""
+    def _embedding_id(self, photo: int | str | Path) -> int:
         photo_id = photo if isinstance(photo, int) else self.photo_id(photo)
         with self.Session() as session:
             embedding_id = session.scalar(
@@ -404,16 +392,21 @@ class Library:
                                           & (Embedding.model_id == self.model_id)).where(Photo.id == photo_id))
         if embedding_id is None:
             raise KeyError(f"photo {photo_id} has no embedding for this model")
-        return self.store.get(embedding_id)
+        return embedding_id
+
+    def embeddings(self, photo: int | str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+        """A photo's stored (global [D], local [N, D] or None) embeddings for this model."""
+        return self.store.get(self._embedding_id(photo))
 
     def patch_scores(self, photo: int | str | Path, label: str) -> np.ndarray | None:
         """Where in the photo a label is: each patch's score `<z, e_j>` on the patch grid `[rows, cols]`
-        (the local stream of Eq. 3); None for a model without a local stream."""
+        (the local stream of Eq. 3, as the store computes it); None for a model without a local stream."""
         if not self.bundle.num_patches:
             return None
-        _, local = self.embeddings(photo)
+        embedding_id = self._embedding_id(photo)
         rows, cols = self.bundle.manifest["patch_grid"]
-        return (local @ self.label_embeddings([normalise_label(label)])[0]).reshape(rows, cols)
+        z = self.label_embeddings([normalise_label(label)])[0]
+        return self.store.patch_dots(embedding_id, z).reshape(rows, cols)
 
     # -- tags and export ----------------------------------------------------------------------
 

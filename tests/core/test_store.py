@@ -51,7 +51,7 @@ def test_bytes_per_photo_fit_the_budget_at_vit_b16_size(tmp_path):
     global_, local = _photos(10)
     store = EmbeddingStore.create(tmp_path / "s", D, N, K, "m", local_dims=16)
     store.append(np.arange(10), global_, local)
-    on_disk = sum((tmp_path / "s" / f"{name}.bin").stat().st_size for name in ("ids", "global", "local"))
+    on_disk = sum((tmp_path / "s" / f"{name}.bin").stat().st_size for name in ("ids", "global", "local", "scale"))
     assert on_disk == 10 * bytes_per_photo(D, N, 16)
 
 
@@ -125,9 +125,9 @@ def test_store_refuses_bad_input(tmp_path):
 def test_codec_round_trip_keeps_low_rank_data():
     _, local = _photos(20)
     codec = LocalCodec.fit(local, dims=16)
-    codes = codec.encode(local)
-    assert codes.dtype == np.uint8 and codes.shape == (20, N, 16)
-    error = np.linalg.norm(codec.decode(codes) - local) / np.linalg.norm(local)
+    codes, token_scale = codec.encode(local)
+    assert codes.dtype == np.uint8 and codes.shape == (20, N, 16) and token_scale.shape == (20, N)
+    error = np.linalg.norm(codec.decode(codes, token_scale) - local) / np.linalg.norm(local)
     assert error < 0.05
 
 
@@ -139,3 +139,51 @@ def test_a_store_belongs_to_one_model(tmp_path):
     model_b = SimpleNamespace(fingerprint="sha256:bbb", embed_dim=D, num_patches=N, top_k=K)
     with pytest.raises(StoreError, match="sha256:aaa"):
         EmbeddingStore.for_bundle(tmp_path / "s", model_b)
+
+
+def test_photos_unlike_the_first_batch_are_not_clipped(tmp_path):
+    """The codec is fitted on the first photos added; photos far outside their range keep their scores."""
+    global_, local = _photos(60)
+    store = EmbeddingStore.create(tmp_path / "s", D, N, K, "m", local_dims=D)  # full rank: only clipping could hurt
+    store.append(np.arange(10), global_[:10] * 0.05, local[:10] * 0.05)  # a first batch of faint photos
+    store.append(np.arange(10, 60), global_[10:], local[10:])
+    z = _labels(4)
+    exact = _exact(z, np.concatenate([global_[:10] * 0.05, global_[10:]]),
+                   np.concatenate([local[:10] * 0.05, local[10:]]))
+    scores = store.score_labels(z)
+    assert np.abs(scores - exact).max() < 0.02 * np.abs(exact).max()
+    _, decoded = store.get(42)
+    assert np.linalg.norm(decoded - local[42]) < 0.02 * np.linalg.norm(local[42])
+
+
+def test_scoring_some_photos_gives_the_same_numbers_as_scoring_all(tmp_path):
+    global_, local = _photos(50)
+    store = EmbeddingStore.create(tmp_path / "s", D, N, K, "m", local_dims=16)
+    store.append(np.arange(100, 150), global_, local)
+    store.append([120], global_[:1], local[:1])  # superseded: the live row is the new one
+    z = _labels(3)
+    everything = dict(zip(store.ids.tolist(), store.score_labels(z), strict=True))
+    some = [149, 120, 100, 133]
+    assert np.array_equal(store.score_labels(z, ids=some), np.stack([everything[i] for i in some]))
+    with pytest.raises(KeyError):
+        store.score_labels(z, ids=[100, 7])
+
+
+def test_a_version_1_store_is_upgraded_and_keeps_its_scores(tmp_path):
+    global_, local = _photos(12)
+    store = EmbeddingStore.create(tmp_path / "s", D, N, K, "m", local_dims=16)
+    store.append(np.arange(12), global_, local)
+    z = _labels(2)
+    # what version 1 wrote: the same codes where no token needed a factor, no scale.bin
+    assert (np.asarray(np.memmap(tmp_path / "s" / "scale.bin", dtype="<f2")) == 1).all()
+    before = store.score_labels(z)
+    meta = json.loads((tmp_path / "s" / "store.json").read_text())
+    (tmp_path / "s" / "store.json").write_text(json.dumps({**meta, "version": 1}))
+    (tmp_path / "s" / "scale.bin").unlink()
+    read_only = EmbeddingStore.open(tmp_path / "s", writable=False)
+    assert np.array_equal(read_only.score_labels(z), before)
+    upgraded = EmbeddingStore.open(tmp_path / "s")
+    assert json.loads((tmp_path / "s" / "store.json").read_text())["version"] == 2
+    assert np.array_equal(upgraded.score_labels(z), before)
+    upgraded.append([99], global_[:1], local[:1])
+    assert len(EmbeddingStore.open(tmp_path / "s")) == 13
