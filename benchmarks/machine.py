@@ -20,7 +20,9 @@ def machine_facts() -> dict:
     import onnxruntime
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from mkt_core.runtime.engine import cpu_count
+
+    cores = cpu_count()
     return {"cores": cores, "cpu_model": cpu_model(), "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
             "cuda_available_to_torch": torch.cuda.is_available(),

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from mkt_desktop.library.library import Library
-from mkt_desktop.settings import default_settings_path, load_settings
+from mkt_desktop.library import Library
+from mkt_desktop.paths import default_settings_path
+from mkt_desktop.settings import load_settings
 from mkt_desktop.ui.main_window import MainWindow
 
 

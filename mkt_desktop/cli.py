@@ -11,11 +11,11 @@ import argparse
 import json
 import sys
 
-from mkt_desktop.library.labels import LabelError
+from mkt_desktop.library import LabelError
 
 
 def _library(args):
-    from mkt_desktop.library.library import Library
+    from mkt_desktop.library import Library
 
     options = {}
     if getattr(args, "device", None) and args.device != "auto":

@@ -8,16 +8,9 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-APP_NAME = "mkt-photo-tagger"
 DEVICES = ("auto", "cuda", "cpu")
 BATCH_SIZES = (1, 1024)
 THUMBNAIL_SIZES = (64, 512)
-
-
-def default_settings_path() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "settings.json"
 
 
 @dataclass

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QApplication
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mkt_core.synthetic.world import WorldSpec, write_demo_photos  # noqa: E402
-from mkt_desktop.library.library import Library  # noqa: E402
+from mkt_desktop.library import Library  # noqa: E402
 from mkt_desktop.ui.main_window import MainWindow  # noqa: E402
 
 LABEL = "red star"

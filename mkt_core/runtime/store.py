@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mkt_core.runtime.engine import cpu_count
+
 FORMAT = "mkt-embedding-store"
 VERSION = 2  # 2: scale.bin (version 1 stores are upgraded on open: t = 1 for every token they hold)
 CLIP_SIGMAS = 8.0  # codes span +-8 standard deviations of each PCA dimension; beyond, a token takes t > 1
@@ -379,7 +381,7 @@ class EmbeddingStore:
             import onnxruntime as ort
 
             options = ort.SessionOptions()
-            options.intra_op_num_threads = _cores()
+            options.intra_op_num_threads = cpu_count()
             options.inter_op_num_threads = 1
             graph = scoring_graph(self.num_patches, min(self.top_k, self.num_patches))
             self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
@@ -427,13 +429,6 @@ def scoring_graph(num_patches: int, k: int) -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     return model.SerializeToString()
-
-
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
 
 
 def bytes_per_photo(embed_dim: int, num_patches: int, local_dims: int = 128) -> int:

@@ -442,3 +442,31 @@ def write_demo_photos(out_dir: str | Path, count: int, seed: int, world: WorldSp
             scene.image.save(out / name, "JPEG", quality=quality)
             writer.writerow([name, "|".join(scene.labels)])
     return csv_path
+
+
+def write_off_world_photos(out_dir: str | Path, count: int, seed: int = 5) -> list[Path]:
+    """JPEG photos unlike the world of shapes (soft gradients, blurred blobs, noise), 160 x 120.
+
+    They stand in for a person's ordinary photos beside the world's scenes: a library whose
+    first photos are these is the hard case for anything fitted on the first photos it sees.
+    """
+    from PIL import ImageFilter
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        y, x = np.mgrid[0:120, 0:160] / 160.0
+        waves = np.stack([np.sin(3 * x + i), np.cos(2 * y + i), x * y], -1)
+        pixels = rng.uniform(0, 255, 3) + 90 * waves + rng.normal(0, 12, (120, 160, 3))
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(image)
+        for _ in range(4):
+            x0, y0 = int(rng.integers(0, 140)), int(rng.integers(0, 100))
+            draw.ellipse([x0, y0, x0 + int(rng.integers(10, 60)), y0 + int(rng.integers(10, 60))],
+                         fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+        path = out / f"ordinary_{i:04d}.jpg"
+        image.filter(ImageFilter.GaussianBlur(2)).save(path, "JPEG", quality=90)
+        paths.append(path)
+    return paths

@@ -25,14 +25,7 @@ from mkt_desktop.library.labels import (
     threshold_from_moments,
 )
 from mkt_desktop.library.model_source import model_vocabulary, resolve_model
-
-APP_NAME = "mkt-photo-tagger"
-
-
-def default_data_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+from mkt_desktop.paths import default_data_dir
 
 
 @dataclass

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from mkt_desktop.library.library import Library
+from mkt_desktop.library import Library
 from mkt_desktop.ui.workers import LibraryRunner
 
 SAVE_DELAY_MS = 300

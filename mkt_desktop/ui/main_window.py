@@ -23,9 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mkt_desktop.library.indexer import IndexReport, Progress
-from mkt_desktop.library.library import LabelInfo, Library, SearchHit
-from mkt_desktop.library.model_source import ModelUnavailable
+from mkt_desktop.library import IndexReport, LabelInfo, Library, ModelUnavailable, Progress, SearchHit
 from mkt_desktop.settings import Settings
 from mkt_desktop.ui.label_panel import ThresholdPanel
 from mkt_desktop.ui.photo_grid import GridItem, PhotoGrid, PhotoModel

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mkt_desktop.library.library import Library, PhotoLabel
+from mkt_desktop.library import Library, PhotoLabel
 from mkt_desktop.ui.photo_grid import ThumbnailJob, ThumbnailSignals
 from mkt_desktop.ui.workers import LibraryRunner
 

@@ -2,32 +2,11 @@
 count, the threshold stars and the export, whichever way the photo came in."""
 
 import shutil
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
 
-from mkt_core.synthetic.world import write_demo_photos
+from mkt_core.synthetic.world import write_demo_photos, write_off_world_photos
 from mkt_desktop.library.library import Library
-
-
-def _ordinary_photos(folder: Path, count: int) -> None:
-    """Photos unlike the demo model's world of shapes: soft gradients, blurred blobs and noise."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(5)
-    for i in range(count):
-        y, x = np.mgrid[0:120, 0:160] / 160.0
-        base = rng.uniform(0, 255, 3)
-        pixels = np.clip(base + 90 * np.stack([np.sin(3 * x + i), np.cos(2 * y + i), x * y], -1)
-                         + rng.normal(0, 12, (120, 160, 3)), 0, 255).astype(np.uint8)
-        image = Image.fromarray(pixels)
-        draw = ImageDraw.Draw(image)
-        for _ in range(4):
-            x0, y0 = rng.integers(0, 140), rng.integers(0, 100)
-            draw.ellipse([x0, y0, x0 + rng.integers(10, 60), y0 + rng.integers(10, 60)],
-                         fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
-        image.filter(ImageFilter.GaussianBlur(2)).save(folder / f"ordinary_{i:02d}.jpg", quality=90)
 
 
 def _every_score_shown(lib: Library, label: str) -> tuple[dict[int, float], dict[int, float], float]:
@@ -59,7 +38,7 @@ def _check_one_score(lib: Library, label: str) -> None:
 
 def test_a_score_is_one_number_wherever_it_is_shown(tmp_path):
     photos = tmp_path / "photos"
-    _ordinary_photos(photos / "ordinary", 17)  # the first batch is unlike the rest
+    write_off_world_photos(photos / "ordinary", 17)  # the first batch is unlike the rest
     write_demo_photos(photos / "scenes", count=10, seed=3)
     lib = Library(db_path=tmp_path / "db" / "library.sqlite", model="demo", engine_options={"batch_size": 16})
     lib.add_folder(photos)
