@@ -55,12 +55,14 @@ class PhotoLabel:
 
 class Library:
     def __init__(self, db_path: str | Path | None = None, model: str = "demo", engine_options: dict | None = None,
-                 vocabulary: bool = True):
+                 vocabulary: bool = True, engine=None):
+        """`engine`: an engine already made (anything with `bundle`, `encode_images`, `encode_labels`),
+        used instead of loading `model`; benchmarks give a generated one."""
         self.db_path = Path(db_path).expanduser() if db_path else default_data_dir() / "library.sqlite"
         self.Session = open_database(self.db_path)
         self.model_spec = model
         self.engine_options = engine_options or {}
-        self._engine = None
+        self._engine = engine
         self._store = None
         self._model_id: int | None = None
         self._label_cache: dict[str, np.ndarray] = {}
