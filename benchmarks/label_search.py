@@ -91,13 +91,15 @@ class Surrogate:
         strength = rng.uniform(0.5, 1.5, (n, 4)).astype(np.float32)
         weights = rng.dirichlet(np.ones(5), n) * np.concatenate([np.ones((n, 1)), np.arange(4) < count[:, None]], 1)
         cumulative = np.cumsum(weights / weights.sum(1, keepdims=True), axis=1)
-        region = (rng.random((n, self.patches, 1)) > cumulative[:, None, :]).sum(-1) - 1  # -1 background, else concept slot
+        # -1 background, else concept slot
+        region = (rng.random((n, self.patches, 1)) > cumulative[:, None, :]).sum(-1) - 1
         region = np.minimum(region, 3)
         slot = np.maximum(region, 0)
         objects = self.concepts[np.take_along_axis(picked, slot, 1)] * np.take_along_axis(strength, slot, 1)[..., None]
         objects *= (region >= 0)[..., None]
         background = 0.5 * self.concepts[rng.integers(len(self.concepts), size=n)] + 0.5 * self.draw(n)
-        noise = self.noise[rng.integers(len(self.noise), size=(n, self.patches))] * rng.uniform(0.5, 1.5, (n, self.patches, 1))
+        noise = (self.noise[rng.integers(len(self.noise), size=(n, self.patches))]
+                 * rng.uniform(0.5, 1.5, (n, self.patches, 1)))
         local = 0.5 * self.mean + objects + 0.4 * background[:, None] + 0.8 * noise
         share = np.stack([(region == j).mean(1) for j in range(4)], 1)
         objects_global = (self.concepts[picked] * (strength * np.sqrt(share))[..., None]).sum(1)
