@@ -260,6 +260,12 @@ class EmbeddingStore:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         return np.asarray(self._global[self._live], dtype=np.float32)
 
+    def global_embeddings_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The global embeddings `[len(rows), D]` of the given rows, as float32."""
+        if self._global is None:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.asarray(self._global[np.asarray(rows)], dtype=np.float32)
+
     # -- writing ------------------------------------------------------------------------------
 
     def append(self, ids: np.ndarray | list[int], global_emb: np.ndarray, local_emb: np.ndarray | None) -> None:
@@ -318,7 +324,7 @@ class EmbeddingStore:
         return self.score_labels(np.asarray(label_emb).reshape(1, -1), chunk=chunk)[:, 0]
 
     def score_labels(self, label_emb: np.ndarray, ids: np.ndarray | list[int] | None = None,
-                     chunk: int = 1024) -> np.ndarray:
+                     chunk: int = 1024, rows: np.ndarray | None = None) -> np.ndarray:
         """Eq. 3 scores `[n, L]`: global dot + mean of the top-k patch dots, from the compressed data.
 
         The one score of the app: search, the stored scores, thresholds and exports all come from
@@ -329,7 +335,8 @@ class EmbeddingStore:
         z = np.asarray(label_emb, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.embed_dim:
             raise ValueError(f"label embeddings must be [L, {self.embed_dim}], got {list(z.shape)}")
-        rows = self._live if ids is None else self.rows_of(ids)
+        if rows is None:
+            rows = self._live if ids is None else self.rows_of(ids)
         out = np.empty((len(rows), len(z)), dtype=np.float32)
         if not len(rows):
             return out
@@ -354,6 +361,16 @@ class EmbeddingStore:
         q, q_scale, offset = self.codec.query(np.asarray(label_emb, dtype=np.float32).reshape(1, -1))
         acc = (self._local[row].astype(np.int32) - ZERO_POINT) @ q.astype(np.int32)
         return (acc[:, 0].astype(np.float32) * q_scale[0]) * self._scale[row].astype(np.float32) + offset[0]
+
+    def score_row_range(self, label_emb: np.ndarray, start: int, stop: int, chunk: int = 1024) -> np.ndarray:
+        """Eq. 3 scores `[stop - start, L]` of the store's rows `start:stop`, superseded rows included
+        (what a cache kept in row order extends itself with)."""
+        return self.score_labels(label_emb, rows=np.arange(start, stop), chunk=chunk)
+
+    @property
+    def row_count(self) -> int:
+        """Rows committed, superseded ones included: row numbers run from 0 to this."""
+        return self._count
 
     def rows_of(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """The live row of each id, in the order given; KeyError naming the first id not stored."""

@@ -1,9 +1,11 @@
-"""Incremental indexing: files on disk -> photos, embeddings and scores, committed batch by batch.
+"""Incremental indexing: files on disk -> photos and embeddings, committed batch by batch.
 
 - An unchanged file (same size and mtime) is not read again.
 - A file whose content is already known (same hash) is not run through the model: a moved or
-  renamed photo takes over its old row, keeping its tags and scores; a byte-identical
-  duplicate shares the embedding.
+  renamed photo takes over its old row, keeping its tags; a byte-identical duplicate shares the
+  embedding.
+- No score is written here: a label's scores are computed from the store when first needed
+  (`scores.py`), so a photo indexed by any process is scored for every label, saved before or after.
 - Work is committed in small batches (store append, fsync, then the database commit): a run
   killed at any moment loses at most the batch in flight; the next run starts where it stopped.
 - A file that cannot be read is recorded with a plain reason and the run goes on.
@@ -15,10 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mkt_desktop.library.db import Embedding, Folder, Label, Photo, Score, utcnow
+from mkt_desktop.library.db import Embedding, Folder, Photo, utcnow
 from mkt_desktop.library.scanner import FileChanged, FoundFile, ScanProblem, exif_taken_at, hash_stable, scan
 
 
@@ -108,16 +110,13 @@ class Indexer:
                 to_embed[digest] = item.path
         embedded = self._embed(to_embed, report, batch_folders={item.path: f for f, item, _ in hashed})
         with lib.Session() as session:
-            to_score = []
             for folder_id, item, digest in hashed:
                 if digest in embedded or digest in known_hashes:
-                    photo = self._place_photo(session, folder_id, item, digest)
+                    self._place_photo(session, folder_id, item, digest)
                     if digest in embedded and to_embed.get(digest) == item.path:
                         report.indexed += 1
                     else:
                         report.reused += 1
-                    to_score.append(photo.id)
-            self._write_scores(session, to_score)
             session.commit()
 
     def _embed(self, to_embed: dict[str, str], report: IndexReport, batch_folders: dict[str, int]):
@@ -166,27 +165,6 @@ class Indexer:
         row.status, row.error, row.indexed = "ok", None, utcnow()
         session.flush()
         return row
-
-    def _write_scores(self, session: Session, photo_ids: list[int]) -> None:
-        """Scores of every saved label for these photos, in one pass of the store's scoring: the same
-        numbers search and a label saved later give. A moved photo keeps the scores it has."""
-        lib = self.lib
-        labels = session.execute(select(Label.id, Label.text).order_by(Label.id)).all()
-        if not labels or not photo_ids:
-            return
-        scored = set(session.scalars(select(Score.photo_id).where(Score.photo_id.in_(photo_ids),
-                                                                  Score.model_id == lib.model_id)))
-        pairs = session.execute(
-            select(Photo.id, Embedding.id)
-            .join(Embedding, (Embedding.content_hash == Photo.content_hash) & (Embedding.model_id == lib.model_id))
-            .where(Photo.id.in_([p for p in photo_ids if p not in scored]))).all()
-        if not pairs:
-            return
-        scores = lib.store.score_labels(lib.label_embeddings([t for _, t in labels]), ids=[e for _, e in pairs])
-        session.execute(insert(Score).prefix_with("OR REPLACE"), [
-            {"photo_id": photo_id, "label_id": label_id, "model_id": lib.model_id, "score": float(s)}
-            for (photo_id, _), row in zip(pairs, scores, strict=True)
-            for (label_id, _), s in zip(labels, row, strict=True)])
 
     # -- failures and missing files -----------------------------------------------------------
 

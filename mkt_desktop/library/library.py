@@ -8,23 +8,25 @@ It owns the SQLite database (`db.py`), the model (an `mkt_core` engine over a bu
 embedding store of that model, kept in a folder beside the database. Nothing here imports Qt.
 """
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from mkt_core.assets import DEFAULT_VOCABULARY
-from mkt_desktop.library.db import Embedding, Folder, Label, Model, Photo, Score, Tag, open_database, utcnow
+from mkt_desktop.library.db import Embedding, Folder, Label, Model, Photo, Tag, open_database, utcnow
 from mkt_desktop.library.labels import (
     LabelError,
-    automatic_threshold,
     label_key,
     normalise_label,
     threshold_from_moments,
 )
 from mkt_desktop.library.model_source import model_vocabulary, resolve_model
+from mkt_desktop.library.scores import ScoreColumns
+from mkt_desktop.library.snapshot import ChangeWatch, Snapshot, build_snapshot
 from mkt_desktop.paths import default_data_dir
 
 
@@ -63,26 +65,36 @@ class Library:
         self.model_spec = model
         self.engine_options = engine_options or {}
         self._engine = engine
+        self._bundle = None
         self._store = None
         self._model_id: int | None = None
         self._label_cache: dict[str, np.ndarray] = {}
+        self._watch = ChangeWatch(self.db_path)
+        self._snapshot: Snapshot | None = None
+        self._columns: ScoreColumns | None = None
+        self._stats: dict[tuple[int, str], tuple[int, float, float]] = {}  # (version, text) -> count, mean, sd
+        self._lock = threading.RLock()  # the window's runner calls from several threads
         if vocabulary:
             self._seed_vocabulary()
 
     # -- the model and its embedding store ---------------------------------------------------
 
     @property
+    def bundle(self):
+        """The model's bundle (its manifest: sizes, fingerprint); reading it loads no model."""
+        if self._bundle is None:
+            self._bundle = (self._engine.bundle if self._engine is not None
+                            else resolve_model(self.model_spec, self.db_path.parent / "cache"))
+        return self._bundle
+
+    @property
     def engine(self):
+        """The model itself (ONNX Runtime sessions), loaded on first use."""
         if self._engine is None:
             from mkt_core.runtime.engine import Engine
 
-            bundle = resolve_model(self.model_spec, self.db_path.parent / "cache")
-            self._engine = Engine(bundle, **self.engine_options)
+            self._engine = Engine(self.bundle, **self.engine_options)
         return self._engine
-
-    @property
-    def bundle(self):
-        return self.engine.bundle
 
     @property
     def store(self):
@@ -92,6 +104,46 @@ class Library:
             folder = self.db_path.parent / f"{self.db_path.stem}-embeddings" / self.bundle.fingerprint[:16]
             self._store = EmbeddingStore.for_bundle(folder, self.bundle)
         return self._store
+
+    @property
+    def score_columns(self) -> ScoreColumns:
+        if self._columns is None:
+            self._columns = ScoreColumns(self.store, self.store.folder / "scores")
+        return self._columns
+
+    def snapshot(self) -> Snapshot:
+        """The indexed photos as arrays, rebuilt when anything committed since (see snapshot.py)."""
+        with self._lock:
+            version = self._watch.version()
+            if self._snapshot is None or self._snapshot.version != version:
+                store = self.store
+                store.refresh()  # another process may have appended
+                with self.Session() as session:
+                    pairs = session.execute(
+                        select(Photo.id, Embedding.id)
+                        .join(Embedding, (Embedding.content_hash == Photo.content_hash)
+                              & (Embedding.model_id == self.model_id))
+                        .where(Photo.status == "ok")).all()
+                self._snapshot = build_snapshot(version, pairs, store)
+                self._stats.clear()
+            return self._snapshot
+
+    def label_scores(self, texts: list[str]) -> tuple[Snapshot, list[np.ndarray]]:
+        """Each saved or typed text's score for every photo of the snapshot, in its order: the one
+        score search, the photo view, counts, thresholds and exports all show."""
+        with self._lock:
+            snapshot = self.snapshot()
+            if not len(snapshot):
+                return snapshot, [np.zeros(0, dtype=np.float32) for _ in texts]
+            columns = self.score_columns.columns(texts, self.label_embeddings)
+            return snapshot, [column[snapshot.rows] for column in columns]
+
+    def _moments(self, snapshot: Snapshot, text: str, scores: np.ndarray) -> tuple[int, float, float]:
+        key = (snapshot.version, text)
+        if key not in self._stats:
+            self._stats[key] = (len(scores), float(scores.mean()) if len(scores) else 0.0,
+                                float(np.mean(np.square(scores, dtype=np.float64))) if len(scores) else 0.0)
+        return self._stats[key]
 
     @property
     def model_id(self) -> int:
@@ -230,23 +282,9 @@ class Library:
         return label_id
 
     def score_label_everywhere(self, label_id: int, text: str) -> int:
-        """Scores of one label for every photo of this model, from the store in one vectorised pass."""
-        store = self.store
-        if not len(store):
-            return 0
-        scores = store.score_label(self.label_embeddings([text])[0])
-        by_embedding = dict(zip(store.ids.tolist(), scores.tolist(), strict=True))
-        with self.Session() as session:
-            pairs = session.execute(
-                select(Photo.id, Embedding.id)
-                .join(Embedding, (Embedding.content_hash == Photo.content_hash) & (Embedding.model_id == self.model_id))
-                .where(Photo.status != "failed")).all()
-            rows = [{"photo_id": p, "label_id": label_id, "model_id": self.model_id, "score": by_embedding[e]}
-                    for p, e in pairs if e in by_embedding]
-            if rows:
-                session.execute(insert(Score).prefix_with("OR REPLACE"), rows)
-            session.commit()
-        return len(rows)
+        """Compute a label's scores for every photo now (else its first use would); returns how many."""
+        snapshot, _ = self.label_scores([text])
+        return len(snapshot)
 
     def rename_label(self, old: str, new: str) -> None:
         new_text = normalise_label(new)
@@ -255,16 +293,20 @@ class Library:
             clash = session.scalar(select(Label).where(Label.key == new_text.casefold(), Label.id != row.id))
             if clash is not None:
                 raise LabelError(f"a label {clash.text!r} already exists")
+            old_text = row.text
             row.text, row.key = new_text, new_text.casefold()
-            session.execute(delete(Score).where(Score.label_id == row.id))  # new words, new scores
             session.commit()
             label_id = row.id
+        self.score_columns.forget(old_text)  # new words, new scores
         self.score_label_everywhere(label_id, new_text)
 
     def remove_label(self, text: str) -> None:
         with self.Session() as session:
-            session.delete(self._label(session, text))
+            row = self._label(session, text)
+            removed = row.text
+            session.delete(row)
             session.commit()
+        self.score_columns.forget(removed)
 
     def set_threshold(self, text: str, threshold: float | None) -> None:
         with self.Session() as session:
@@ -278,12 +320,8 @@ class Library:
         return row
 
     def labels(self, source: str | None = "user", ids: list[int] | None = None) -> list[LabelInfo]:
-        """Saved labels with their thresholds and how many photos are above them.
-
-        Sums and counts run in SQLite (index on label, model, score): no score leaves the database.
-        """
-        ok_scores = (select(Score.label_id, Score.score).join(Photo, Photo.id == Score.photo_id)
-                     .where(Score.model_id == self.model_id, Photo.status == "ok"))
+        """Saved labels with their thresholds and how many photos are above them (from the score
+        columns: counts over every photo at once, means and spreads kept until the library changes)."""
         with self.Session() as session:
             query = select(Label).order_by(Label.text)
             if source:
@@ -291,21 +329,18 @@ class Library:
             if ids is not None:
                 query = query.where(Label.id.in_(ids))
             labels = session.scalars(query).all()
-            scored = ok_scores.where(Score.label_id.in_([label.id for label in labels])).subquery()
-            moments = {row[0]: row[1:] for row in session.execute(
-                select(scored.c.label_id, func.count(), func.avg(scored.c.score),
-                       func.avg(scored.c.score * scored.c.score)).group_by(scored.c.label_id))}
+        if not labels:
+            return []
+        with self._lock:
+            snapshot, columns = self.label_scores([label.text for label in labels])
             result = []
-            for label in labels:
-                count, mean, mean_sq = moments.get(label.id, (0, 0.0, 0.0))
+            for label, scores in zip(labels, columns, strict=True):
+                count, mean, mean_sq = self._moments(snapshot, label.text, scores)
                 effective = (label.threshold if label.threshold is not None
                              else threshold_from_moments(count, mean, mean_sq))
-                above = 0
-                if effective is not None and count:
-                    above = session.scalar(select(func.count()).select_from(
-                        ok_scores.where(Score.label_id == label.id, Score.score >= effective).subquery())) or 0
+                above = int(np.count_nonzero(scores >= effective)) if effective is not None else 0
                 result.append(LabelInfo(label.id, label.text, label.threshold, effective, above, label.source))
-            return result
+        return result
 
     def vocabulary_labels(self) -> list[str]:
         with self.Session() as session:
@@ -316,68 +351,73 @@ class Library:
     def search(self, text: str, limit: int = 50) -> tuple[list[SearchHit], float | None]:
         """Top photos for any text (saved or not), best first, and the threshold that applies."""
         text = normalise_label(text)
-        store = self.store
-        if not len(store):
-            return [], None
-        scores = store.score_label(self.label_embeddings([text])[0])
-        embedding_ids = store.ids
         with self.Session() as session:
             saved = session.scalar(select(Label).where(Label.key == text.casefold()))
-            photos = session.execute(
-                select(Photo.id, Photo.path, Embedding.id)
-                .join(Embedding, (Embedding.content_hash == Photo.content_hash) & (Embedding.model_id == self.model_id))
-                .where(Photo.status == "ok")).all()
-        position = {e: i for i, e in enumerate(embedding_ids.tolist())}
-        hits = [SearchHit(p, path, float(scores[position[e]])) for p, path, e in photos if e in position]
-        hits.sort(key=lambda h: (-h.score, h.path))
-        threshold = saved.threshold if saved is not None and saved.threshold is not None else None
-        if threshold is None:
-            threshold = automatic_threshold(np.array([h.score for h in hits]))
-        return hits[:limit], threshold
+        if saved is not None:
+            text = saved.text
+        with self._lock:
+            snapshot, (scores,) = self.label_scores([text]) if saved is not None else self._typed_scores(text)
+            if not len(snapshot):
+                return [], None
+            threshold = saved.threshold if saved is not None else None
+            if threshold is None:
+                threshold = threshold_from_moments(*self._moments(snapshot, text, scores))
+        top = _top(scores, snapshot.photo_ids, limit)
+        with self.Session() as session:
+            paths = dict(session.execute(select(Photo.id, Photo.path).where(
+                Photo.id.in_(snapshot.photo_ids[top].tolist()))).all())
+        return [SearchHit(int(snapshot.photo_ids[i]), paths[int(snapshot.photo_ids[i])], float(scores[i]))
+                for i in top], threshold
+
+    def _typed_scores(self, text: str) -> tuple[Snapshot, list[np.ndarray]]:
+        """A text that is not a saved label: scored over the store's photos, not kept on disk."""
+        snapshot = self.snapshot()
+        if not len(snapshot):
+            return snapshot, [np.zeros(0, dtype=np.float32)]
+        z = self.label_embeddings([text])
+        unique, inverse = np.unique(snapshot.rows, return_inverse=True)
+        return snapshot, [self.store.score_labels(z, rows=unique)[inverse.reshape(-1), 0]]
 
     def photo_labels(self, photo: int | str | Path, limit: int = 10, source: str | None = None) -> list[PhotoLabel]:
         """A photo's best labels with scores, thresholds and a person's decisions."""
         photo_id = photo if isinstance(photo, int) else self.photo_id(photo)
         with self.Session() as session:
-            query = (select(Label.id, Label.text, Score.score).join(Score, Score.label_id == Label.id)
-                     .where(Score.photo_id == photo_id, Score.model_id == self.model_id))
+            query = select(Label.id, Label.text)
             if source:
                 query = query.where(Label.source == source)
-            scored = session.execute(query.order_by(Score.score.desc())).all()
+            labels = session.execute(query.order_by(Label.id)).all()
             tags = dict(session.execute(select(Tag.label_id, Tag.status).where(Tag.photo_id == photo_id)).all())
             texts = dict(session.execute(select(Label.id, Label.text).where(Label.id.in_(tags))).all())
-        shown = list(tags) + [label_id for label_id, _, _ in scored[:limit]]
-        infos = {info.id: info for info in self.labels(source=None, ids=shown)}
-        result, listed = [], set()
-        for label_id, status in tags.items():
-            score = next((s for i, _, s in scored if i == label_id), None)
-            result.append(PhotoLabel(texts[label_id], score, infos[label_id].effective_threshold, status))
-            listed.add(label_id)
-        for label_id, text, score in scored:
-            if label_id not in listed and len(result) < limit:
-                result.append(PhotoLabel(text, score, infos[label_id].effective_threshold, "auto"))
+        snapshot, columns = self.label_scores([text for _, text in labels])
+        index = snapshot.index_of(photo_id)
+        score_of = {} if index is None else {label_id: float(column[index])
+                                             for (label_id, _), column in zip(labels, columns, strict=True)}
+        best = sorted(labels, key=lambda item: -score_of.get(item[0], -np.inf))[:limit]
+        infos = {info.id: info for info in self.labels(source=None, ids=[*tags, *(i for i, _ in best)])}
+        result = [PhotoLabel(texts[label_id], score_of.get(label_id), infos[label_id].effective_threshold, status)
+                  for label_id, status in tags.items()]
+        for label_id, text in best:
+            if label_id not in tags and len(result) < limit and label_id in score_of:
+                result.append(PhotoLabel(text, score_of[label_id], infos[label_id].effective_threshold, "auto"))
         return result
 
     def similar(self, photo: int | str | Path, limit: int = 20) -> list[SearchHit]:
         """More like this: cosine of global embeddings."""
         photo_id = photo if isinstance(photo, int) else self.photo_id(photo)
-        with self.Session() as session:
-            rows = session.execute(
-                select(Photo.id, Photo.path, Embedding.id)
-                .join(Embedding, (Embedding.content_hash == Photo.content_hash) & (Embedding.model_id == self.model_id))
-                .where(Photo.status == "ok")).all()
-        embedding_of = {p: e for p, _, e in rows}
-        if photo_id not in embedding_of:
+        snapshot = self.snapshot()
+        index = snapshot.index_of(photo_id)
+        if index is None:
             raise KeyError(f"photo {photo_id} has no embedding for this model")
-        store = self.store
-        matrix = store.global_embeddings()
-        matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True).clip(1e-12)
-        position = {e: i for i, e in enumerate(store.ids.tolist())}
-        similarity = matrix @ matrix[position[embedding_of[photo_id]]]
-        hits = [SearchHit(p, path, float(similarity[position[e]])) for p, path, e in rows
-                if p != photo_id and e in position]
-        hits.sort(key=lambda h: -h.score)
-        return hits[:limit]
+        matrix = self.store.global_embeddings_of_rows(snapshot.rows)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True).clip(1e-12)
+        similarity = matrix @ matrix[index]
+        similarity[index] = -np.inf  # not the photo itself
+        top = _top(similarity, snapshot.photo_ids, min(limit, len(snapshot) - 1))
+        with self.Session() as session:
+            paths = dict(session.execute(select(Photo.id, Photo.path).where(
+                Photo.id.in_(snapshot.photo_ids[top].tolist()))).all())
+        return [SearchHit(int(snapshot.photo_ids[i]), paths[int(snapshot.photo_ids[i])], float(similarity[i]))
+                for i in top]
 
     def _embedding_id(self, photo: int | str | Path) -> int:
         photo_id = photo if isinstance(photo, int) else self.photo_id(photo)
@@ -419,29 +459,30 @@ class Library:
 
     def photo_tags(self) -> dict[str, list[PhotoLabel]]:
         """Each photo's tags for export: accepted ones, and saved labels above threshold not rejected."""
-        infos = {info.id: info for info in self.labels(source="user")}
+        infos = self.labels(source="user")
         with self.Session() as session:
             photos = dict(session.execute(select(Photo.id, Photo.path).where(Photo.status == "ok")).all())
             tags = session.execute(select(Tag.photo_id, Tag.label_id, Tag.status)).all()
             texts = dict(session.execute(select(Label.id, Label.text)).all())
-            scores = session.execute(select(Score.photo_id, Score.label_id, Score.score)
-                                     .where(Score.model_id == self.model_id, Score.label_id.in_(infos))).all()
         decided = {(p, lab): s for p, lab, s in tags}
+        snapshot, columns = self.label_scores([info.text for info in infos])
+        by_id = {info.id: (info, column) for info, column in zip(infos, columns, strict=True)}
         result: dict[str, list[PhotoLabel]] = {}
-        for photo_id, label_id, score in scores:
-            info = infos[label_id]
-            if (photo_id, label_id) in decided or photo_id not in photos:
+        for info, scores in by_id.values():
+            if info.effective_threshold is None:
                 continue
-            if info.effective_threshold is not None and score >= info.effective_threshold:
-                result.setdefault(photos[photo_id], []).append(
-                    PhotoLabel(info.text, score, info.effective_threshold, "auto"))
-        score_of = {(p, lab): s for p, lab, s in scores}
+            for i in np.flatnonzero(scores >= info.effective_threshold):
+                photo_id = int(snapshot.photo_ids[i])
+                if (photo_id, info.id) not in decided and photo_id in photos:
+                    result.setdefault(photos[photo_id], []).append(
+                        PhotoLabel(info.text, float(scores[i]), info.effective_threshold, "auto"))
         for (photo_id, label_id), status in decided.items():
             if photo_id in photos:
-                info = infos.get(label_id)
+                info, scores = by_id.get(label_id, (None, None))
+                index = snapshot.index_of(photo_id)
+                score = float(scores[index]) if scores is not None and index is not None else None
                 result.setdefault(photos[photo_id], []).append(PhotoLabel(
-                    texts[label_id], score_of.get((photo_id, label_id)),
-                    info.effective_threshold if info else None, status))
+                    texts[label_id], score, info.effective_threshold if info else None, status))
         return result
 
     def export_xmp(self) -> tuple[int, list[tuple[str, str]]]:
@@ -471,3 +512,17 @@ class Library:
             count = session.execute(delete(Photo).where(Photo.status == "missing")).rowcount
             session.commit()
             return count
+
+
+def _top(scores: np.ndarray, photo_ids: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of the `limit` best scores, best first; ties go to the older photo (smaller id)."""
+    limit = max(0, min(limit, len(scores)))
+    if limit == 0:
+        return np.zeros(0, dtype=np.int64)
+    if limit < len(scores):
+        cut = np.partition(scores, len(scores) - limit)[len(scores) - limit]
+        candidates = np.flatnonzero(scores >= cut)
+    else:
+        candidates = np.arange(len(scores))
+    order = np.lexsort((photo_ids[candidates], -scores[candidates]))
+    return candidates[order][:limit]

@@ -1,0 +1,112 @@
+"""Each label's score for every photo, kept beside the embedding store instead of in SQLite.
+
+A score is a function of the photo's stored embeddings and the label's text (Eq. 3 through the
+store's one scoring graph), so it never needs to be written down to be right: this cache only
+saves computing it again. A label's column holds its score for every row of the store, in row
+order, as float32; a column shorter than the store is completed from the store on first use, so
+photos indexed by another process, or a label saved while indexing, are never left unscored.
+
+    scores/<key>.z.npy   the label's embedding [D] (the text encoder is needed once per label)
+    scores/<key>.f32     its scores, one float32 per store row (append only)
+
+`key` is a hash of the label's text: renaming a label is a new column, and two libraries of one
+model could share one. A torn tail (a crash while appending) is cut to whole floats and completed
+again; nothing here is the only copy of anything.
+"""
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+
+def column_key(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+class ScoreColumns:
+    """The score columns of one embedding store (one model)."""
+
+    def __init__(self, store, folder: str | Path):
+        self.store = store
+        self.folder = Path(folder)
+        self._columns: dict[str, np.ndarray] = {}  # key -> scores held in memory (float32 [rows])
+        self._z: dict[str, np.ndarray] = {}
+
+    def columns(self, texts: list[str], embed: Callable[[list[str]], np.ndarray]) -> list[np.ndarray]:
+        """Each text's scores for every store row `[rows]` (read-only arrays), completed in one pass.
+
+        `embed(texts) -> [L, D]` is called only for texts this cache has never seen.
+        """
+        rows = self.store.row_count
+        keys = [column_key(t) for t in texts]
+        missing = [(k, t) for k, t in zip(keys, texts, strict=True) if self._load(k).shape[0] < rows]
+        if missing:
+            self._complete(missing, rows, embed)
+        return [self._columns[k] for k in keys]
+
+    def forget(self, text: str) -> None:
+        key = column_key(text)
+        self._columns.pop(key, None)
+        self._z.pop(key, None)
+        for path in (self._scores_path(key), self._z_path(key)):
+            path.unlink(missing_ok=True)
+
+    # -- inside ---------------------------------------------------------------------------------
+
+    def _scores_path(self, key: str) -> Path:
+        return self.folder / f"{key}.f32"
+
+    def _z_path(self, key: str) -> Path:
+        return self.folder / f"{key}.z.npy"
+
+    def _load(self, key: str) -> np.ndarray:
+        column = self._columns.get(key)
+        if column is None:
+            path = self._scores_path(key)
+            column = np.zeros(0, dtype=np.float32)
+            if path.is_file():
+                data = path.read_bytes()
+                column = np.frombuffer(data[: len(data) // 4 * 4], dtype="<f4")
+            self._columns[key] = column
+        return column
+
+    def _label_embedding(self, key: str) -> np.ndarray | None:
+        if key not in self._z and self._z_path(key).is_file():
+            try:
+                z = np.load(self._z_path(key), allow_pickle=False)
+            except (OSError, ValueError):
+                z = None  # damaged: embed the text again
+            if z is not None and z.shape == (self.store.embed_dim,):
+                self._z[key] = z.astype(np.float32)
+        return self._z.get(key)
+
+    def _complete(self, missing: list[tuple[str, str]], rows: int, embed) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        unknown = [(k, t) for k, t in missing if self._label_embedding(k) is None]
+        if unknown:
+            for (key, _), z in zip(unknown, embed([t for _, t in unknown]), strict=True):
+                self._z[key] = np.asarray(z, dtype=np.float32)
+                _write_atomically(self._z_path(key), lambda f, z=self._z[key]: np.save(f, z))
+        start = min(self._load(k).shape[0] for k, _ in missing)
+        z = np.stack([self._z[k] for k, _ in missing])
+        scores = self.store.score_row_range(z, start, rows)  # [rows - start, L]: one pass for every label
+        if not np.isfinite(scores).all():
+            raise ValueError(f"{self.store.folder}: the stored embeddings give non-finite scores "
+                             f"(rows {start} to {rows}); run `mkt-desktop check`")
+        for j, (key, _) in enumerate(missing):
+            have = self._load(key).shape[0]
+            tail = np.ascontiguousarray(scores[have - start:, j], dtype="<f4")
+            with open(self._scores_path(key), "ab") as f:
+                f.truncate(have * 4)  # a torn tail goes
+                f.write(tail.tobytes())
+            self._columns[key] = np.concatenate([self._columns[key], tail])
+
+
+def _write_atomically(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)

@@ -1,0 +1,71 @@
+"""The library's indexed photos as arrays, rebuilt only when the database has changed.
+
+Search, counts and thresholds work on every photo at once; a Python object or a SQL row per photo
+per click is what made a library of 100,000 photos answer in seconds. A snapshot holds, for the
+photos that are indexed ("ok") and have an embedding of the library's model, their ids and their
+rows in the embedding store, in one order that every score array of the snapshot shares.
+
+Whether the database changed is SQLite's own `PRAGMA data_version`, asked on one connection kept
+for it: it moves on every commit made by any other connection, this process's own included, so a
+window sees what the command line indexed meanwhile (and the store is re-read with it).
+"""
+
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Snapshot:
+    version: int
+    photo_ids: np.ndarray  # int64 [P]
+    rows: np.ndarray  # int64 [P]: each photo's row in the embedding store
+    position: dict[int, int] = field(default_factory=dict, repr=False)  # photo id -> index, built on demand
+
+    def __len__(self) -> int:
+        return len(self.photo_ids)
+
+    def index_of(self, photo_id: int) -> int | None:
+        if not self.position and len(self.photo_ids):
+            self.position = {int(p): i for i, p in enumerate(self.photo_ids)}
+        return self.position.get(int(photo_id))
+
+
+class ChangeWatch:
+    """`version()`: a number that changes whenever the database at `path` has had a commit."""
+
+    def __init__(self, path: str | Path):
+        try:
+            self._connection = sqlite3.connect(Path(path), check_same_thread=False)
+            self._connection.execute("PRAGMA data_version").fetchone()
+        except sqlite3.OperationalError:  # a read-only library
+            self._connection = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._local = 0
+
+    def version(self) -> int:
+        with self._lock:
+            return int(self._connection.execute("PRAGMA data_version").fetchone()[0]) * 1_000_000 + self._local
+
+    def bump(self) -> None:
+        """For changes the database does not see (a store rebuilt, a model switched)."""
+        with self._lock:
+            self._local += 1
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def build_snapshot(version: int, pairs: list[tuple[int, int]], store) -> Snapshot:
+    """From (photo id, embedding id) pairs: the photos whose embedding the store holds, sorted by id."""
+    if not pairs:
+        return Snapshot(version, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    data = np.asarray(pairs, dtype=np.int64)
+    data = data[np.argsort(data[:, 0], kind="stable")]
+    stored = np.isin(data[:, 1], store.ids)
+    data = data[stored]
+    rows = store.rows_of(data[:, 1]) if len(data) else np.zeros(0, dtype=np.int64)
+    return Snapshot(version, data[:, 0].copy(), rows)
