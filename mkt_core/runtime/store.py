@@ -27,7 +27,14 @@ Files in the store's folder:
     global.bin    float16 [D] per photo                                  (append only)
     local.bin     uint8 [N, r] per photo (code + 128)                    (append only)
     scale.bin     float16 [N] per photo: each token's factor t            (append only)
+    summary.bin   uint8 [S, r] per photo, and summary_scale.bin float16 [S]: S = 8 summary tokens
+                  (k-means centroids of the photo's tokens), derived from local.bin and completed
+                  from it whenever shorter (a crash, an older store): never the only copy of anything
     count         the number of committed photos, as text                (replaced atomically)
+
+Search over a large store first scores the summary tokens (a max over 8 centroids stands in for the
+top-k mean over N patches: N / 8 times less work), then scores the best candidates exactly
+(`top_rows`); what it returns are the exact scores of `score_labels`.
 
 Each field has its own file so that scoring reads contiguous memory-mapped blocks. An append
 writes its rows, fsyncs the data files, then replaces `count` (write, fsync, rename, fsync the
@@ -50,6 +57,7 @@ FORMAT = "mkt-embedding-store"
 VERSION = 2  # 2: scale.bin (version 1 stores are upgraded on open: t = 1 for every token they hold)
 CLIP_SIGMAS = 8.0  # codes span +-8 standard deviations of each PCA dimension; beyond, a token takes t > 1
 ZERO_POINT = 128
+SUMMARY_TOKENS = 8  # per photo, for finding candidates fast (see `top_rows`)
 SPREAD_FLOOR = 0.05  # the smallest per-dimension spread a codec assumes, as a fraction of the largest
 QUERY_LEVELS = 63  # 7-bit query: see the module docstring
 
@@ -88,12 +96,7 @@ class LocalCodec:
     def encode(self, local_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`[..., D]` float -> (`[..., r]` uint8 codes (value + 128), `[...]` float16 token factors t)."""
         steps = ((np.asarray(local_emb, dtype=np.float32) - self.mean) @ self.components.T) / self.scales
-        reach = np.abs(steps).max(axis=-1) / 127.0
-        # t >= 1, rounded up to a float16 so that the stored factor is the one the codes were made with
-        t = np.maximum(reach, 1.0).astype(np.float16)
-        t = np.where(t.astype(np.float32) < reach, np.nextafter(t, np.float16(np.inf)), t)
-        codes = np.clip(np.rint(steps / t[..., None].astype(np.float32)), -127, 127) + ZERO_POINT
-        return codes.astype(np.uint8), t
+        return _encode_steps(steps)
 
     def decode(self, codes: np.ndarray, token_scale: np.ndarray) -> np.ndarray:
         """(`[..., r]` uint8, `[...]` t) -> approximate `[..., D]` float32 (for heat maps; scoring never decodes)."""
@@ -136,6 +139,9 @@ class EmbeddingStore:
         self._scale: np.ndarray | None = None
         self._live: np.ndarray = np.zeros(0, dtype=np.int64)
         self._session = None  # the ONNX Runtime scoring graph, built on first use
+        self._summary_session = None
+        self._summary: np.ndarray | None = None  # [rows, S, r] uint8, completed on first use
+        self._summary_scale: np.ndarray | None = None
         self.refresh()
 
     # -- creating and opening -----------------------------------------------------------------
@@ -218,6 +224,8 @@ class EmbeddingStore:
         rows = [(self.folder / f"{name}.bin").stat().st_size // size for name, size in self.row_bytes.items()
                 if not (name == "scale" and self.meta["version"] == 1)]
         self._count = min([committed, *rows])
+        if self._summary is not None and len(self._summary) != self._count:
+            self._summary = self._summary_scale = None
         if self._count:
             n, d, r = self._count, self.embed_dim, self.local_dims
             self._ids = np.array(np.memmap(self.folder / "ids.bin", dtype="<i8", mode="r", shape=(n,)))
@@ -316,6 +324,8 @@ class EmbeddingStore:
                 os.fsync(f.fileno())
         _atomic_write(self.folder / "count", f"{self._count + len(ids)}\n".encode())
         self.refresh()
+        if self.num_patches:
+            self._complete_summaries()  # derived data: a crash before this only delays it
 
     # -- scoring ------------------------------------------------------------------------------
 
@@ -353,6 +363,80 @@ class EmbeddingStore:
             feed["global"] = self._block(self._global, rows, start, chunk)
             out[start:start + chunk] = session.run(None, feed)[0]
         return out
+
+    def top_rows(self, label_emb: np.ndarray, rows: np.ndarray, limit: int, candidates: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """The `limit` best of `rows` for one label, best first, with their exact scores `[limit]`.
+
+        The summary tokens rank every row cheaply; the best `candidates` (default: 10 x limit, at
+        least 2,000) are scored exactly and the best `limit` of those returned. A row outside the
+        candidates can be missed only when its summary underrates it by that margin
+        (benchmarks/library_scale.py measures recall against exact scoring).
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        z = np.asarray(label_emb, dtype=np.float32).reshape(1, -1)
+        candidates = max(candidates or 10 * limit, 2000)
+        if not self.num_patches or len(rows) <= candidates:
+            shortlist = rows
+        else:
+            proxy = self.summary_scores(z, rows)[:, 0]
+            shortlist = rows[np.argpartition(-proxy, candidates)[:candidates]]
+        exact = self.score_labels(z, rows=shortlist)[:, 0]
+        order = np.lexsort((shortlist, -exact))[:limit]
+        return shortlist[order], exact[order]
+
+    def summary_scores(self, label_emb: np.ndarray, rows: np.ndarray, chunk: int = 8192) -> np.ndarray:
+        """`[len(rows), L]`: global dot + the best summary token's dot, the candidates' ranking."""
+        self._complete_summaries()
+        z = np.asarray(label_emb, dtype=np.float32)
+        if self._summary_session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = cpu_count()
+            options.inter_op_num_threads = 1
+            graph = scoring_graph(SUMMARY_TOKENS, 1)  # the top-1 "mean" is the max
+            self._summary_session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        q, q_scale, offset = self.codec.query(z)
+        feed = {"q": q, "q_scale": q_scale, "z": np.ascontiguousarray(z.T), "offset": offset}
+        out = np.empty((len(rows), len(z)), dtype=np.float32)
+        for start in range(0, len(rows), chunk):
+            feed["codes"] = self._block(self._summary, rows, start, chunk).reshape(-1, self.local_dims)
+            feed["token_scale"] = self._block(self._summary_scale, rows, start, chunk).reshape(-1, 1)
+            feed["global"] = self._block(self._global, rows, start, chunk)
+            out[start:start + chunk] = self._summary_session.run(None, feed)[0]
+        return out
+
+    def _complete_summaries(self, chunk: int = 2048) -> None:
+        """Summary tokens for every row: read what is on disk, compute (and, if writable, append) the rest."""
+        have = 0
+        path, scale_path = self.folder / "summary.bin", self.folder / "summary_scale.bin"
+        if path.is_file() and scale_path.is_file():
+            have = min(path.stat().st_size // (SUMMARY_TOKENS * self.local_dims),
+                       scale_path.stat().st_size // (2 * SUMMARY_TOKENS), self._count)
+        if self._summary is not None and len(self._summary) == self._count:
+            return
+        parts = []
+        for start in range(have, self._count, chunk):
+            stop = min(start + chunk, self._count)
+            steps = ((np.asarray(self._local[start:stop], dtype=np.float32) - ZERO_POINT)
+                     * np.asarray(self._scale[start:stop], dtype=np.float32)[..., None])
+            parts.append(_encode_steps(summary_tokens(steps, SUMMARY_TOKENS)))
+        if parts and self.writable:
+            for name, index in (("summary.bin", 0), ("summary_scale.bin", 1)):
+                with open(self.folder / name, "ab") as f:
+                    f.truncate(have * (SUMMARY_TOKENS * self.local_dims if index == 0 else 2 * SUMMARY_TOKENS))
+                    for part in parts:
+                        f.write(np.ascontiguousarray(part[index]).tobytes())
+            parts, have = [], self._count
+        stored_codes = (np.memmap(path, dtype=np.uint8, mode="r", shape=(have, SUMMARY_TOKENS, self.local_dims))
+                        if have else np.zeros((0, SUMMARY_TOKENS, self.local_dims), dtype=np.uint8))
+        stored_scale = (np.memmap(scale_path, dtype="<f2", mode="r", shape=(have, SUMMARY_TOKENS))
+                        if have else np.zeros((0, SUMMARY_TOKENS), dtype="<f2"))
+        if parts:  # read-only: kept in memory
+            stored_codes = np.concatenate([stored_codes, *(p[0] for p in parts)])
+            stored_scale = np.concatenate([stored_scale, *(p[1] for p in parts)])
+        self._summary, self._summary_scale = stored_codes, stored_scale
 
     def patch_dots(self, photo_id: int, label_emb: np.ndarray) -> np.ndarray:
         """Each patch's dot `<z, e_j>` `[N]` for one photo, computed as the scoring graph computes it
@@ -448,9 +532,37 @@ def scoring_graph(num_patches: int, k: int) -> bytes:
     return model.SerializeToString()
 
 
+def summary_tokens(steps: np.ndarray, count: int, iterations: int = 4) -> np.ndarray:
+    """k-means centroids `[B, count, r]` of each photo's tokens `[B, N, r]` (a few Lloyd steps from
+    tokens spread over the patch grid): where the photo's distinct things are, in a handful of vectors."""
+    b, n, _ = steps.shape
+    count = min(count, n)
+    centroids = steps[:, np.linspace(0, n - 1, count).round().astype(int)].copy()
+    for _ in range(iterations):
+        distance = (np.einsum("bnr,bnr->bn", steps, steps)[:, :, None] - 2 * steps @ centroids.transpose(0, 2, 1)
+                    + np.einsum("bcr,bcr->bc", centroids, centroids)[:, None, :])
+        members = np.zeros((b, n, count), dtype=np.float32)
+        np.put_along_axis(members, distance.argmin(axis=2)[..., None], 1.0, axis=2)
+        sizes = members.sum(axis=1)[..., None]
+        centroids = np.where(sizes > 0, members.transpose(0, 2, 1) @ steps / np.maximum(sizes, 1), centroids)
+    return centroids.astype(np.float32)
+
+
+def _encode_steps(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values in code steps `[..., r]` -> (uint8 codes, float16 factors t >= 1), as tokens are stored.
+    t is rounded up to a float16, so that the stored factor is the one the codes were made with."""
+    reach = np.abs(steps).max(axis=-1) / 127.0
+    t = np.maximum(reach, 1.0).astype(np.float16)
+    t = np.where(t.astype(np.float32) < reach, np.nextafter(t, np.float16(np.inf)), t)
+    codes = np.clip(np.rint(steps / t[..., None].astype(np.float32)), -127, 127) + ZERO_POINT
+    return codes.astype(np.uint8), t
+
+
 def bytes_per_photo(embed_dim: int, num_patches: int, local_dims: int = 128) -> int:
-    """Disk bytes of one photo: id + float16 global + int8 local codes + a float16 factor per token."""
-    return 8 + 2 * embed_dim + (num_patches * (min(local_dims, embed_dim) + 2) if num_patches else 0)
+    """Disk bytes of one photo: id + float16 global + int8 local codes + a float16 factor per token,
+    and its summary tokens (the same form)."""
+    tokens = num_patches + min(SUMMARY_TOKENS, num_patches)
+    return 8 + 2 * embed_dim + (tokens * (min(local_dims, embed_dim) + 2) if num_patches else 0)
 
 
 def _upgrade_from_version_1(folder: Path, meta: dict) -> dict:

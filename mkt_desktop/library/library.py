@@ -55,6 +55,9 @@ class PhotoLabel:
     status: str  # "accepted", "rejected" or "auto"
 
 
+EXACT_SEARCH_PHOTOS = 20_000  # above this, a new text is searched through candidates (store.top_rows)
+
+
 class Library:
     def __init__(self, db_path: str | Path | None = None, model: str = "demo", engine_options: dict | None = None,
                  vocabulary: bool = True, engine=None):
@@ -349,34 +352,55 @@ class Library:
     # -- search -------------------------------------------------------------------------------
 
     def search(self, text: str, limit: int = 50) -> tuple[list[SearchHit], float | None]:
-        """Top photos for any text (saved or not), best first, and the threshold that applies."""
+        """Top photos for any text (saved or not), best first, and the threshold that applies.
+
+        A saved label ranks its score column. A text typed for the first time is scored over every
+        photo of a small library; over a large one (more than EXACT_SEARCH_PHOTOS) the store's
+        summary tokens pick candidates that are then scored exactly, and the automatic threshold
+        comes from an exact sample of the library (saving the label computes it over every photo).
+        """
         text = normalise_label(text)
         with self.Session() as session:
             saved = session.scalar(select(Label).where(Label.key == text.casefold()))
-        if saved is not None:
-            text = saved.text
         with self._lock:
-            snapshot, (scores,) = self.label_scores([text]) if saved is not None else self._typed_scores(text)
+            snapshot = self.snapshot()
             if not len(snapshot):
                 return [], None
-            threshold = saved.threshold if saved is not None else None
-            if threshold is None:
-                threshold = threshold_from_moments(*self._moments(snapshot, text, scores))
-        top = _top(scores, snapshot.photo_ids, limit)
+            if saved is not None or len(snapshot) <= EXACT_SEARCH_PHOTOS:
+                text = saved.text if saved is not None else text
+                _, (scores,) = self.label_scores([text]) if saved is not None else self._typed_scores(text)
+                moments = self._moments(snapshot, text, scores)
+                top = _top(scores, snapshot.photo_ids, limit)
+                found = list(zip(snapshot.photo_ids[top].tolist(), scores[top].tolist(), strict=True))
+            else:
+                found, moments = self._candidate_search(snapshot, text, limit)
+        threshold = saved.threshold if saved is not None and saved.threshold is not None else None
+        if threshold is None:
+            threshold = threshold_from_moments(*moments)
         with self.Session() as session:
             paths = dict(session.execute(select(Photo.id, Photo.path).where(
-                Photo.id.in_(snapshot.photo_ids[top].tolist()))).all())
-        return [SearchHit(int(snapshot.photo_ids[i]), paths[int(snapshot.photo_ids[i])], float(scores[i]))
-                for i in top], threshold
+                Photo.id.in_([photo_id for photo_id, _ in found]))).all())
+        return [SearchHit(photo_id, paths[photo_id], score) for photo_id, score in found], threshold
 
     def _typed_scores(self, text: str) -> tuple[Snapshot, list[np.ndarray]]:
         """A text that is not a saved label: scored over the store's photos, not kept on disk."""
         snapshot = self.snapshot()
-        if not len(snapshot):
-            return snapshot, [np.zeros(0, dtype=np.float32)]
         z = self.label_embeddings([text])
         unique, inverse = np.unique(snapshot.rows, return_inverse=True)
         return snapshot, [self.store.score_labels(z, rows=unique)[inverse.reshape(-1), 0]]
+
+    def _candidate_search(self, snapshot: Snapshot, text: str, limit: int):
+        """[(photo id, exact score)] of the best photos, and the score moments of an exact sample."""
+        z = self.label_embeddings([text])
+        unique = np.unique(snapshot.rows)
+        rows, exact = self.store.top_rows(z[0], unique, limit)
+        score_of = dict(zip(rows.tolist(), exact.tolist(), strict=True))
+        picked = np.flatnonzero(np.isin(snapshot.rows, rows))
+        found = sorted(((int(snapshot.photo_ids[i]), score_of[int(snapshot.rows[i])]) for i in picked),
+                       key=lambda item: (-item[1], item[0]))[:limit]
+        sample = np.random.default_rng(snapshot.version).choice(unique, min(len(unique), 4000), replace=False)
+        scores = self.store.score_labels(z, rows=np.sort(sample))[:, 0]
+        return found, (len(scores), float(scores.mean()), float(np.mean(np.square(scores, dtype=np.float64))))
 
     def photo_labels(self, photo: int | str | Path, limit: int = 10, source: str | None = None) -> list[PhotoLabel]:
         """A photo's best labels with scores, thresholds and a person's decisions."""

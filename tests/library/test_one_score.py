@@ -63,3 +63,18 @@ def test_a_score_is_one_number_wherever_it_is_shown(tmp_path):
     _check_one_score(lib, "green triangle")
     lib.set_threshold("green triangle", 0.0)
     _check_one_score(lib, "Green Triangle")
+
+
+def test_a_large_librarys_search_gives_the_same_photos_and_scores(tmp_path, monkeypatch):
+    """Over a large library a new text is searched through the store's candidates: same hits, same scores."""
+    import mkt_desktop.library.library as library_module
+
+    write_demo_photos(tmp_path / "photos", count=30, seed=4)
+    lib = Library(db_path=tmp_path / "library.sqlite", model="demo", vocabulary=False)
+    lib.index([tmp_path / "photos"])
+    exact_hits, exact_threshold = lib.search("yellow heart", limit=10)
+    monkeypatch.setattr(library_module, "EXACT_SEARCH_PHOTOS", 5)  # 30 photos count as large now
+    hits, threshold = lib.search("yellow heart", limit=10)
+    assert [h.photo_id for h in hits] == [h.photo_id for h in exact_hits]
+    assert max(abs(a.score - b.score) for a, b in zip(hits, exact_hits, strict=True)) <= 1e-4
+    assert threshold == pytest.approx(exact_threshold, abs=1e-4)  # the sample is the whole library here
