@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run lint venv clean
+.PHONY: test run lint venv clean gpu-wheels
 
 venv: $(STAMP)
 
@@ -23,6 +23,10 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check mkt_core trainer mkt_desktop tests benchmarks tools
+
+# the small pure-Python packages benchmarks/gpu_suite.sh installs on a GPU machine that lacks them
+gpu-wheels: $(STAMP)
+	$(BIN)/pip download --quiet --no-deps --dest benchmarks/wheels open_clip_torch ftfy wcwidth safetensors regex
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -76,6 +76,21 @@ def time_in_memory(trainer: Trainer, steps: int) -> float:
     return steps * trainer.config.batch_size / (time.perf_counter() - started)
 
 
+def time_epoch(trainer: Trainer) -> dict:
+    """One whole epoch from where the trainer is: images/s and the peak GPU memory it took."""
+    if trainer.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    steps = trainer.steps_per_epoch
+    trainer.config.max_steps = trainer.step + steps
+    started = time.perf_counter()
+    trainer.run()
+    seconds = time.perf_counter() - started
+    peak = torch.cuda.max_memory_allocated() if trainer.device.type == "cuda" else None
+    return {"steps": steps, "seconds": round(seconds, 2),
+            "images_per_second": round(steps * trainer.config.batch_size / seconds, 2),
+            "amp": trainer.use_amp, "peak_gpu_memory_bytes": peak}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="tiny")
@@ -88,6 +103,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epoch", action="store_true",
+                        help="also time one whole epoch over --images through the real loader (AMP on CUDA, "
+                             "as training runs), with the peak GPU memory")
     args = parser.parse_args()
 
     images = args.images or args.batch_size * (args.repeats * (args.steps + 2) + 1)
@@ -105,6 +123,7 @@ def main() -> None:
             memory_rates.append(time_in_memory(trainer, args.steps))
             pipeline_rates.append(time_pipeline(trainer, args.steps, warmup=2))
         memory_rate, pipeline_rate = max(memory_rates), max(pipeline_rates)
+        epoch = time_epoch(trainer) if args.epoch else None
     result = {
         "benchmark": "train_throughput",
         "preset": args.preset,
@@ -115,6 +134,7 @@ def main() -> None:
         "images_on_disk": images,
         "batch_size": args.batch_size,
         "workers": args.workers,
+        "epoch": epoch,
         "device": str(trainer.device) + (f" ({torch.cuda.get_device_name()})" if trainer.device.type == "cuda" else ""),
         **machine_facts(),
     }
