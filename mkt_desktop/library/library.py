@@ -221,7 +221,14 @@ class Library:
         else:
             with self.Session() as session:
                 roots = list(session.scalars(select(Folder.id)))
-        return Indexer(self, batch_size=batch_size).run(roots, progress=progress, cancel=cancel)
+        report = Indexer(self, batch_size=batch_size).run(roots, progress=progress, cancel=cancel)
+        self.score_saved_labels()
+        return report
+
+    def score_saved_labels(self) -> None:
+        """Every saved label's scores for the photos indexed since, in one pass over the new rows
+        (else each label's first use would make its own pass)."""
+        self.label_scores(self.vocabulary_labels())
 
     def failures(self) -> list[tuple[str, str]]:
         with self.Session() as session:

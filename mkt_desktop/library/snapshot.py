@@ -63,7 +63,7 @@ def build_snapshot(version: int, pairs: list[tuple[int, int]], store) -> Snapsho
     """From (photo id, embedding id) pairs: the photos whose embedding the store holds, sorted by id."""
     if not pairs:
         return Snapshot(version, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-    data = np.asarray(pairs, dtype=np.int64)
+    data = np.fromiter((value for pair in pairs for value in pair), dtype=np.int64, count=2 * len(pairs)).reshape(-1, 2)
     data = data[np.argsort(data[:, 0], kind="stable")]
     stored = np.isin(data[:, 1], store.ids)
     data = data[stored]
