@@ -75,7 +75,7 @@ def cmd_train(args, stage: int) -> int:
 def cmd_eval(args) -> int:
     from mkt_core.model.checkpoint import load_model
     from mkt_core.train.evaluation import evaluate_split, write_eval_tables
-    from mkt_core.train.trainer import keeps_only_images_with_positives, load_split, pick_device
+    from mkt_core.train.trainer import eval_protocol, load_split, pick_device
 
     config = _config_from(args)
     checkpoint = args.checkpoint or config.init
@@ -87,7 +87,7 @@ def cmd_eval(args) -> int:
     mc = model.config
     split = load_split(config, "test", mc.image_size, mc.mean, mc.std, train=False)
     results = evaluate_split(model, split, config.eval_batch_size, config.f1_k, device,
-                             keep_images_with_positive=keeps_only_images_with_positives(config),
+                             protocol=eval_protocol(config),
                              workers=config.workers)
     results["checkpoint"] = str(checkpoint)
     table = write_eval_tables(results, config.out, title=f"MKT evaluation of {checkpoint} on {split.name}")

@@ -1,4 +1,4 @@
-"""Evaluation metrics, matching the MKT / BiAM reference evaluation (NUS-WIDE protocol).
+"""Evaluation metrics, matching the MKT / BiAM reference evaluation (NUS-WIDE and Open Images protocols).
 
 Conventions: `scores` and `targets` are `[images, labels]`; a target is 1 (positive),
 -1 (negative) or 0 (unannotated). Both numpy arrays and torch tensors are accepted.
@@ -159,3 +159,51 @@ def evaluate(scores: ArrayLike, targets: ArrayLike, ks: Sequence[int] = (3, 5)) 
         results[f"r@{k}"] = r
         results[f"f1@{k}"] = f1
     return results
+
+
+def _open_images_setting(s: np.ndarray, t: np.ndarray, ks: Sequence[int], annotated_columns_only: bool,
+                         ) -> dict[str, float]:
+    """One setting of BiAM's evaluate_openimages.py on already-validated arrays."""
+    keep = (t == 1).any(axis=1)
+    s, t = s[keep], t[keep]
+    result: dict[str, float] = {"images": int(keep.sum())}
+    if not keep.any():  # nothing to rank: every metric is undefined
+        return {**result, "map": math.nan, "wmap": math.nan,
+                **{f"{m}@{k}": math.nan for k in ks for m in ("p", "r", "f1")}}
+    columns = (t != 0).any(axis=0) if annotated_columns_only else np.ones(t.shape[1], dtype=bool)
+    ap = np.nan_to_num(_average_precision(s[:, columns], t[:, columns]), nan=0.0)  # no positive: AP 0
+    positives = (t[:, columns] == 1).sum(axis=0)
+    result["map"] = float(ap.mean()) if ap.size else math.nan
+    result["wmap"] = float((positives * ap).sum() / positives.sum())
+    for k in ks:
+        p, r, f1 = _precision_recall_f1_at_k(s, t, k)  # over every column of the setting
+        result.update({f"p@{k}": p, f"r@{k}": r, f"f1@{k}": f1})
+    return result
+
+
+def open_images_metrics(scores: ArrayLike, targets: ArrayLike, unseen_columns: Sequence[int],
+                        ks: Sequence[int] = (10, 20), zsl_scores: ArrayLike | None = None) -> dict[str, dict]:
+    """ZSL and GZSL metrics of Open Images as BiAM's evaluate_openimages.py computes them.
+
+    `scores` and `targets` cover every label (seen and unseen); a target of 0 means "not annotated".
+    In each setting only images with a positive among its labels are kept. AP is over annotated
+    images only; a label without a positive counts 0. ZSL: the `unseen_columns`, mAP over all of
+    them. GZSL: every column, mAP over the columns with at least one annotated entry among the kept
+    images. `wmap` weights each label's AP by its number of positives (the paper's Table 1 reports
+    it). P / R / F1 at K are micro, over all columns of the setting. `zsl_scores` are the unseen
+    labels' scores when they were ranked without the seen ones (a score mode that normalises across
+    labels); by default the unseen columns of `scores`.
+    """
+    s, t = _check_inputs(scores, targets)
+    unseen = [int(j) for j in unseen_columns]
+    if not unseen:
+        raise ValueError("open_images_metrics needs the unseen columns (ZSL)")
+    bad = [j for j in unseen if not 0 <= j < s.shape[1]]
+    if bad:
+        raise ValueError(f"unseen columns {bad[:5]} are outside the {s.shape[1]} labels")
+    if zsl_scores is None:
+        zsl_s = s[:, unseen]
+    else:
+        zsl_s, _ = _check_inputs(zsl_scores, t[:, unseen])
+    return {"zsl": _open_images_setting(zsl_s, t[:, unseen], ks, annotated_columns_only=False),
+            "gzsl": _open_images_setting(s, t, ks, annotated_columns_only=True)}

@@ -200,9 +200,9 @@ def load_split(config: TrainConfig, split: str, image_size: int, mean, std, trai
     raise ValueError(f"dataset must be nus-wide, open-images or generic, got {config.dataset!r}")
 
 
-def keeps_only_images_with_positives(config: TrainConfig) -> bool:
-    """Open Images evaluation (BiAM) keeps images with a positive in the evaluated labels; NUS-WIDE keeps all."""
-    return config.dataset == "open-images"
+def eval_protocol(config: TrainConfig) -> str:
+    """Open Images is evaluated as BiAM does; NUS-WIDE and the generic layout as MKT's NUS-WIDE test."""
+    return "open-images" if config.dataset == "open-images" else "nus-wide"
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -433,7 +433,7 @@ class Trainer:
 
     def evaluate(self) -> dict[str, Any]:
         return evaluate_split(self.model, self.test_split, self.config.eval_batch_size, self.config.f1_k,
-                              self.device, keep_images_with_positive=keeps_only_images_with_positives(self.config),
+                              self.device, protocol=eval_protocol(self.config),
                               workers=self.config.workers)
 
     def _check_ranks_in_sync(self) -> bool:

@@ -144,3 +144,7 @@ def test_mkt_train_runs_both_stages_and_eval_on_this_layout(root, tmp_path):
     assert table["zsl"]["images"] == 2  # 1ccc and 1ddd have a positive among the evaluated unseen labels
     assert table["gzsl"]["images"] == 3  # 1bbb's only positive is an unseen class that is not evaluated
     assert "f1@4" in table["zsl"]
+    # BiAM's protocol: WmAP (the paper's Table 1) in both settings, and in the Markdown table
+    assert all(0 <= table[s]["wmap"] <= 1 for s in ("zsl", "gzsl"))
+    header = next(line for line in (tmp_path / "ev/eval.md").read_text().splitlines() if line.startswith("| setting"))
+    assert "| WmAP |" in header
