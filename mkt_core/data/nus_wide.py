@@ -14,9 +14,10 @@ An image name is its path below Flickr/ with "/" replaced by "_" (BiAM's extract
 `filename.replace('/', '_')`), e.g. "actor_0001_2124494179.jpg". The reference maps it back by
 splitting at "_": the last two parts are the file name, everything before them the concept folder
 (concept names may themselves contain "_"). The label order is the reference's: MKT builds its label
-list as Concepts925 + Concepts81, and takes the unseen scores from columns 925: of the 1006.
-Only the "-labels" datasets are read; "-labels_81" repeats columns 925: of the test "-labels",
-and the big "-features" datasets (BiAM's precomputed VGG features) are not needed.
+list as Concepts925 + Concepts81. The reference's ZSL targets are the "-labels_81" datasets; they
+are read and checked equal to columns 925: of the test "-labels" (an error names the file if not),
+so that ZSL and GZSL score the same annotations. The big "-features" datasets (BiAM's precomputed
+VGG features) are not needed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ NAME_FILES = {"train": "img_names.pkl", "test": "test_img_names.pkl"}
 LABEL_FILES = {"train": os.path.join("features", "nus_wide_train.h5"),
                "test": os.path.join("features", "nus_wide_test.h5")}
 LABELS_SUFFIX = "-labels"
+UNSEEN_LABELS_SUFFIX = "-labels_81"
 
 
 def read_concepts(path: str | os.PathLike) -> list[str]:
@@ -58,12 +60,13 @@ def image_path(root: str | os.PathLike, name: str) -> str:
     return os.path.join(os.fspath(root), "Flickr", "_".join(parts[:-2]), parts[-2] + "_" + parts[-1])
 
 
-def read_targets(h5_path: str | os.PathLike, names: list[str], width: int) -> np.ndarray:
-    """The "<name>-labels" row of every image as int8 {1, -1, 0} (sign of the stored value)."""
+def read_targets(h5_path: str | os.PathLike, names: list[str], width: int,
+                 suffix: str = LABELS_SUFFIX) -> np.ndarray:
+    """The "<name><suffix>" row of every image as int8 {1, -1, 0} (sign of the stored value)."""
     targets = np.zeros((len(names), width), dtype=np.int8)
     with h5py.File(h5_path, "r") as h5:
         for row, name in enumerate(names):
-            key = name + LABELS_SUFFIX
+            key = name + suffix
             if key not in h5:
                 raise ValueError(f"{h5_path}: no dataset {key!r} for image {name!r}")
             values = np.asarray(h5[key]).reshape(-1)
@@ -71,6 +74,17 @@ def read_targets(h5_path: str | os.PathLike, names: list[str], width: int) -> np
                 raise ValueError(f"{h5_path}: {key!r} has {values.shape[0]} values, expected {width}")
             targets[row] = np.sign(values).astype(np.int8)
     return targets
+
+
+def check_unseen_targets(h5_path: str | os.PathLike, names: list[str], targets: np.ndarray, n_seen: int) -> None:
+    """The reference's ZSL targets ("-labels_81") must be the unseen columns of "-labels"."""
+    unseen = read_targets(h5_path, names, targets.shape[1] - n_seen, suffix=UNSEEN_LABELS_SUFFIX)
+    differs = np.flatnonzero((unseen != targets[:, n_seen:]).any(axis=1))
+    if differs.size:
+        name = names[differs[0]]
+        raise ValueError(f"{h5_path}: {name + UNSEEN_LABELS_SUFFIX!r} differs from columns {n_seen}: of "
+                         f"{name + LABELS_SUFFIX!r} ({differs.size} images differ): the ZSL and GZSL targets "
+                         f"would disagree")
 
 
 def load_nus_wide(root: str | os.PathLike, split: Literal["train", "test"], transform: Transform,
@@ -84,6 +98,8 @@ def load_nus_wide(root: str | os.PathLike, split: Literal["train", "test"], tran
     labels = seen if split == "train" else seen + unseen
     names = load_name_list(root / NAME_FILES[split])
     targets = read_targets(root / LABEL_FILES[split], names, len(labels))
+    if split == "test":
+        check_unseen_targets(root / LABEL_FILES[split], names, targets, len(seen))
     paths = [image_path(root, name) for name in names]
     dataset = LabelledImages(paths, targets, labels, transform, strict=strict, decode_size=decode_size)
     unseen_columns = [] if split == "train" else list(range(len(seen), len(labels)))

@@ -171,3 +171,25 @@ def test_mkt_train_runs_both_stages_and_eval_on_this_layout(root, tmp_path):
     assert table["labels"] == len(SEEN) + len(UNSEEN) and table["unseen_labels"] == len(UNSEEN)
     assert table["zsl"]["images"] == table["gzsl"]["images"] == len(TEST)  # NUS-WIDE keeps every image
     assert 0 <= table["zsl"]["map"] <= 1 and 0 <= table["gzsl"]["f1@3"] <= 1
+
+
+def test_zsl_targets_are_read_from_labels_81_and_must_match_the_unseen_columns(root, tmp_path):
+    """The reference takes ZSL targets from "-labels_81": a file where they disagree with "-labels" is refused."""
+    broken = tmp_path / "broken"
+    for name in ("Concepts925.txt", "Concepts81.txt", "test_img_names.pkl"):
+        (broken / name).parent.mkdir(parents=True, exist_ok=True)
+        (broken / name).write_bytes((root / name).read_bytes())
+    datasets = {}
+    for name, labels in TEST.items():
+        datasets[f"{name}-labels"] = np.array(labels, dtype=np.int8)
+        datasets[f"{name}-labels_81"] = np.array(labels[len(SEEN):], dtype=np.int8)
+    datasets["animal_0006_6666.jpg-labels_81"] = np.array([-1, -1, 1], dtype=np.int8)  # not columns 5: of -labels
+    h5 = broken / "features" / "nus_wide_test.h5"
+    write_h5(h5, datasets)
+    with pytest.raises(ValueError, match="labels_81") as error:
+        load_nus_wide(broken, "test", transform())
+    assert str(h5) in str(error.value) and "animal_0006_6666.jpg" in str(error.value)
+    del datasets["animal_0006_6666.jpg-labels_81"]
+    write_h5(h5, datasets)
+    with pytest.raises(ValueError, match="animal_0006_6666.jpg-labels_81"):
+        load_nus_wide(broken, "test", transform())
