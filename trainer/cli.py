@@ -36,7 +36,8 @@ def _parse_bool(text: str) -> bool:
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="TOML config file (e.g. trainer/configs/tiny.toml); flags override it")
+    parser.add_argument("--config", help="TOML config file (e.g. trainer/configs/tiny.toml; its [stage1] / [stage2] "
+                                         "table applies to that stage); flags override it")
     for name, field in FIELDS.items():
         kind, base = _flag_type(field.type)
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
@@ -50,15 +51,15 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=name, type=base, default=None, help=help_text)
 
 
-def _config_from(args):
+def _config_from(args, stage: int | None = None):
     overrides = {name: getattr(args, name) for name in FIELDS}
-    return build_config(args.config, overrides)
+    return build_config(args.config, overrides, stage)
 
 
 def cmd_train(args, stage: int) -> int:
     from mkt_core.train.trainer import Trainer
 
-    config = _config_from(args)
+    config = _config_from(args, stage)
     trainer = Trainer(config, stage)
     if args.resume:
         trainer.resume(args.resume)

@@ -1,7 +1,9 @@
 """The training run's config: one flat dataclass, read from TOML, overridable by flags.
 
 Every field has help text; `mkt-train --help` is generated from it, so a new option is
-documented the moment it is added.
+documented the moment it is added. A TOML file's `[stage1]` and `[stage2]` tables hold what
+differs between the two stages (the paper trains them with different batch sizes and learning
+rates); they apply only to that stage and win over the file's other keys.
 """
 
 import dataclasses
@@ -81,7 +83,11 @@ class TrainConfig:
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
+STAGE_TABLES = {"stage1": 1, "stage2": 2}
+
+
+def read_toml(path: str | Path, stage: int | None = None) -> dict[str, Any]:
+    """The file's keys, flat; the `[stage1]` / `[stage2]` table of `stage` last (none for eval)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -90,19 +96,30 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: invalid TOML: {exc}") from exc
     flat: dict[str, Any] = {}
+    staged: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, dict):  # [data], [optim] ... tables are only for readability
+        if key in STAGE_TABLES:
+            if not isinstance(value, dict):
+                raise ValueError(f"{path}: [{key}] must be a table")
+            _check_keys(path, value)
+            if STAGE_TABLES[key] == stage:
+                staged = value
+        elif isinstance(value, dict):  # [data], [optim] ... tables are only for readability
             flat.update(value)
         else:
             flat[key] = value
-    unknown = sorted(set(flat) - set(FIELDS))
+    _check_keys(path, flat)
+    return {**flat, **staged}
+
+
+def _check_keys(path: Path, values: dict[str, Any]) -> None:
+    unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ValueError(f"{path}: unknown config keys {unknown}; see mkt-train --help")
-    return flat
 
 
-def build_config(toml_path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """TOML first, then flags: a flag that was given always wins."""
-    values = read_toml(toml_path) if toml_path else {}
+def build_config(toml_path: str | Path | None, overrides: dict[str, Any], stage: int | None = None) -> TrainConfig:
+    """TOML first (with the table of `stage`), then flags: a flag that was given always wins."""
+    values = read_toml(toml_path, stage) if toml_path else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**values)
