@@ -85,8 +85,10 @@ def cmd_eval(args) -> int:
         return 2
     device = pick_device(config.device)
     model = load_model(checkpoint).to(device)
+    if config.model_overrides():  # e.g. --eval-resize squash, --score-mode paper
+        model.config = model.config.replace(**config.model_overrides())
     mc = model.config
-    split = load_split(config, "test", mc.image_size, mc.mean, mc.std, train=False)
+    split = load_split(config, "test", mc.image_size, mc.mean, mc.std, train=False, eval_resize=mc.eval_resize)
     results = evaluate_split(model, split, config.eval_batch_size, config.f1_k, device,
                              protocol=eval_protocol(config),
                              workers=config.workers)

@@ -1,10 +1,11 @@
 """Image -> tensor pipelines for training and evaluation (torchvision, plus timm's RandAugment).
 
-The released MKT code trains with timm's `create_transform` (random resized crop, flip,
-RandAugment "rand-m9-mstd0.5-inc1", bicubic). Here the crop keeps at least half of the image
-(scale 0.5..1) because a multi-label photo loses its labels when cropped to a small patch, and
-evaluation resizes the whole image to a square instead of centre-cropping it, so that objects at
-the borders are still seen.
+The released MKT code trains with timm's `create_transform` (random resized crop of scale
+0.08..1, flip, RandAugment "rand-m9-mstd0.5-inc1", bicubic) and evaluates with a resize of the
+short side to 256 and a centre crop of 224. By default the crop here keeps at least half of the
+image (scale 0.5..1: a multi-label photo loses its labels when cropped to a small patch) and
+evaluation resizes the whole image to a square ("squash"), so that objects at the borders are
+still seen; `crop_scale=0.08` and `resize="center_crop"` give the release's pixels.
 """
 
 from __future__ import annotations
@@ -71,11 +72,21 @@ def train_transform(image_size: int, mean: Sequence[float], std: Sequence[float]
     return T.Compose(steps)
 
 
-def eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float]) -> Transform:
-    """Resize the whole image to image_size x image_size (bicubic) and normalise."""
+def eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float],
+                   resize: str = "squash") -> Transform:
+    """Evaluation pixels (bicubic), then normalise.
+
+    "squash": the whole image resized to image_size x image_size. "center_crop": as the release
+    (timm's crop_pct 0.875 up to 224 px, 1.0 above): the short side resized to image_size / crop_pct
+    (256 for 224), then the centre image_size x image_size.
+    """
     mean, std = _check_stats(mean, std)
-    return T.Compose([
-        T.Resize((image_size, image_size), interpolation=T.InterpolationMode.BICUBIC),
-        T.ToTensor(),
-        T.Normalize(mean, std),
-    ])
+    bicubic = T.InterpolationMode.BICUBIC
+    if resize == "squash":
+        steps = [T.Resize((image_size, image_size), interpolation=bicubic)]
+    elif resize == "center_crop":
+        crop_pct = 224 / 256 if image_size <= 224 else 1.0
+        steps = [T.Resize(int(image_size / crop_pct), interpolation=bicubic), T.CenterCrop(image_size)]
+    else:
+        raise ValueError(f"resize must be 'squash' or 'center_crop', got {resize!r}")
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(mean, std)])

@@ -24,6 +24,8 @@ PROMPT_TEMPLATE = "There is a {} in the scene"
 HEADS = ("two_stream", "shared_projection")
 PROMPT_TUNING = ("context", "token_table")
 SCORE_MODES = ("paper", "released_code")
+EVAL_RESIZES = ("squash", "center_crop")
+DISTILL_IMAGES = ("with_positive", "all")
 
 
 @dataclass
@@ -69,7 +71,16 @@ class MKTConfig:
     # and averaged (training and evaluation only; the app always uses Eq. 3).
     score_mode: str = "paper"
     streams: str = "both"  # "global" / "local" for the two-stream ablation
+    # True: label embeddings are L2-normalised (CLIP's convention). The release scores with CLIP's raw
+    # text features (label_emb.pt, and its prompt learner's output), which matters in its score mode.
+    normalize_label_embeddings: bool = True
     distill_weight: float = 1.0  # lambda of L_rank + lambda * L_dist
+    # "with_positive": distil only over images with a seen positive, as the release, which drops the
+    # others before the forward pass. "all": every image of the batch is distilled.
+    distill_images: str = "with_positive"
+    # Evaluation pixels. "squash": the whole image resized to image_size x image_size. "center_crop":
+    # the release's resize of the short side to image_size / 0.875 (256 for 224) then a centre crop.
+    eval_resize: str = "squash"
     mean: tuple[float, float, float] = INCEPTION_MEAN  # what the student's input is normalised with
     std: tuple[float, float, float] = INCEPTION_STD
     # When True the teacher receives the image re-normalised with its own mean/std;
@@ -87,6 +98,8 @@ class MKTConfig:
         _check_choice("prompt_tuning", self.prompt_tuning, PROMPT_TUNING)
         _check_choice("score_mode", self.score_mode, SCORE_MODES)
         _check_choice("streams", self.streams, ("both", "global", "local"))
+        _check_choice("eval_resize", self.eval_resize, EVAL_RESIZES)
+        _check_choice("distill_images", self.distill_images, DISTILL_IMAGES)
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
         if "{}" not in self.prompt_template:
@@ -126,8 +139,9 @@ TINY_STUDENT_KWARGS: dict[str, Any] = {
 def _paper_vit_b16() -> MKTConfig:
     return MKTConfig(
         name="paper-vit-b16",
-        # ImageNet ViT-B/16 as the paper says; timm's default tag for it is normalised with 0.5/0.5.
-        student=StudentConfig(timm_name="vit_base_patch16_224", pretrained=True),
+        # ImageNet-1k ViT-B/16 as the paper says. timm's default tag for this model is ImageNet-21k
+        # pretrained (augreg2_in21k_ft_in1k); augreg_in1k is trained on ImageNet-1k alone. Both use 0.5/0.5.
+        student=StudentConfig(timm_name="vit_base_patch16_224.augreg_in1k", pretrained=True),
         vlp=VLPConfig(model_name="ViT-B-16", pretrained="openai"),
         embed_dim=512, image_size=224, top_k=18,
         mean=INCEPTION_MEAN, std=INCEPTION_STD,
@@ -143,6 +157,7 @@ def _release_vit_b16() -> MKTConfig:
         vlp=VLPConfig(model_name="ViT-B-16", pretrained="openai"),
         embed_dim=512, image_size=224, top_k=16,
         head="shared_projection", prompt_tuning="token_table", score_mode="released_code",
+        normalize_label_embeddings=False, eval_resize="center_crop",
         mean=IMAGENET_MEAN, std=IMAGENET_STD, teacher_own_normalisation=False,
     )
 
@@ -189,6 +204,7 @@ def _tiny_release() -> MKTConfig:
         vlp=VLPConfig(model_name="tiny", pretrained=None, model_cfg=copy.deepcopy(TINY_VLP_CFG)),
         embed_dim=64, image_size=64, top_k=8,
         head="shared_projection", prompt_tuning="token_table", score_mode="released_code",
+        normalize_label_embeddings=False, eval_resize="center_crop",
         mean=IMAGENET_MEAN, std=IMAGENET_STD, teacher_own_normalisation=False,
     )
 

@@ -10,6 +10,7 @@
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mkt_core.model.config import MKTConfig, get_preset
@@ -66,9 +67,10 @@ class MKT(nn.Module):
         return self.student(images)
 
     def encode_labels(self, labels: list[str]) -> torch.Tensor:
-        """L2-normalised label embeddings `[L, D]`; cached while the prompt is not being trained."""
+        """Label embeddings `[L, D]`, L2-normalised unless config.normalize_label_embeddings is off
+        (the release's raw text features); cached while the prompt is not being trained."""
         if torch.is_grad_enabled() and any(p.requires_grad for p in self.prompt.parameters()):
-            return self.prompt(labels, self.vlp)
+            return self._normalised(self.prompt(labels, self.vlp))
         key = tuple((p.data_ptr(), p._version) for p in self.prompt.parameters()) + (
             str(self.vlp.clip.token_embedding.weight.device),)
         if key != self._label_cache_key:
@@ -79,7 +81,10 @@ class MKT(nn.Module):
             with torch.no_grad():
                 for label, emb in zip(missing, self.prompt(missing, self.vlp), strict=True):
                     self._label_cache[label] = emb
-        return torch.stack([self._label_cache[label] for label in labels])
+        return self._normalised(torch.stack([self._label_cache[label] for label in labels]))
+
+    def _normalised(self, label_emb: torch.Tensor) -> torch.Tensor:
+        return F.normalize(label_emb, dim=-1) if self.config.normalize_label_embeddings else label_emb
 
     @torch.no_grad()
     def teacher_features(self, images: torch.Tensor) -> torch.Tensor:
@@ -118,7 +123,14 @@ class MKT(nn.Module):
         rank = ranking_loss(scores, targets)
         if self.stage == 2 or self.config.distill_weight == 0:
             return TrainingLoss(rank, rank, None, scores)
-        distill = distillation_loss(global_emb, self.teacher_features(images))
+        if self.config.distill_images == "with_positive":
+            # the release drops images without a seen positive before the forward pass: no distillation either
+            keep = (targets == 1).any(dim=1).to(images.device)
+            images, global_emb = images[keep], global_emb[keep]
+        if images.shape[0] == 0:
+            distill = global_emb.sum() * 0  # nothing to distil; keeps the graph for backward()
+        else:
+            distill = distillation_loss(global_emb, self.teacher_features(images))
         return TrainingLoss(rank + self.config.distill_weight * distill, rank, distill, scores)
 
 

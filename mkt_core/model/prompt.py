@@ -12,7 +12,6 @@ Before any tuning both modes give exactly the VLP's embedding of the plain promp
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mkt_core.model.vlp import VLP
@@ -64,7 +63,7 @@ class PromptLearner(nn.Module):
         return PromptTokens(torch.from_numpy(ids), label_lengths, eot)
 
     def forward(self, labels: list[str], vlp: VLP) -> torch.Tensor:
-        """L2-normalised label embeddings `[L, D]`."""
+        """Raw (not normalised) label embeddings `[L, D]`: the text tower's projected EOT feature."""
         device = vlp.clip.token_embedding.weight.device
         tokens = self.tokenize(labels, vlp.tokenizer)
         ids = tokens.ids.to(device)
@@ -85,5 +84,4 @@ class PromptLearner(nn.Module):
                 start = 1 + n_prefix + label_lengths
                 index = (start[:, None] + torch.arange(n_suffix, device=device))[..., None].expand(-1, -1, width)
                 embeds = embeds.scatter(1, index, self.ctx_suffix.to(embeds.dtype).expand(count, -1, -1))
-        features = vlp.encode_text_embeddings(embeds, tokens.eot_positions.to(device))
-        return F.normalize(features, dim=-1)
+        return vlp.encode_text_embeddings(embeds, tokens.eot_positions.to(device))

@@ -37,6 +37,12 @@ class TrainConfig:
     score_mode: str | None = _opt(None, "'paper' (Eq. 3) or 'released_code' (per-stream L2 across labels)")
     streams: str | None = _opt(None, "'both', 'global' or 'local' (two-stream ablation)")
     prompt_tuning: str | None = _opt(None, "'context' (CoOp, paper) or 'token_table' (released code)")
+    normalize_label_embeddings: bool | None = _opt(
+        None, "L2-normalise label embeddings; the release preset uses CLIP's raw text features (false)")
+    distill_images: str | None = _opt(None, "'with_positive' (distil only images with a seen positive, as the "
+                                            "release) or 'all'; default: the preset's")
+    eval_resize: str | None = _opt(None, "evaluation pixels: 'squash' (whole image to a square) or 'center_crop' "
+                                         "(resize 256, centre crop 224: the release); default: the model's")
 
     # data
     dataset: str = _opt("generic", "dataset layout: nus-wide, open-images or generic")
@@ -47,7 +53,8 @@ class TrainConfig:
     strict: bool = _opt(False, "stop at the first missing or corrupt image instead of skipping it")
     workers: int = _opt(2, "data loader worker processes")
     randaugment: str | None = _opt(None, "timm RandAugment string, e.g. rand-m9-mstd0.5-inc1 (released code)")
-    crop_scale: float = _opt(0.5, "smallest area fraction kept by the random resized crop (1.0: whole image)")
+    crop_scale: float = _opt(0.5, "smallest area fraction kept by the random resized crop (1.0: whole image; "
+                                  "the release: 0.08)")
 
     # optimisation
     epochs: int = _opt(20, "training epochs")
@@ -76,7 +83,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def model_overrides(self) -> dict[str, Any]:
-        keys = ("top_k", "distill_weight", "score_mode", "streams", "prompt_tuning")
+        keys = ("top_k", "distill_weight", "score_mode", "streams", "prompt_tuning", "normalize_label_embeddings",
+                "distill_images", "eval_resize")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 

@@ -183,11 +183,12 @@ def learning_rate(config: TrainConfig, peak: float, epoch_progress: float, total
 
 # -- datasets from the config ----------------------------------------------------------------
 
-def load_split(config: TrainConfig, split: str, image_size: int, mean, std, train: bool) -> MultiLabelSplit:
+def load_split(config: TrainConfig, split: str, image_size: int, mean, std, train: bool,
+               eval_resize: str = "squash") -> MultiLabelSplit:
     from mkt_core.data import load_generic, load_nus_wide, load_open_images
 
     transform = (train_transform(image_size, mean, std, config.randaugment, config.crop_scale) if train
-                 else eval_transform(image_size, mean, std))
+                 else eval_transform(image_size, mean, std, eval_resize))
     # JPEG draft mode decodes big photos at a fraction of their size, never below the crop's needs
     options = {"strict": config.strict, "decode_size": image_size}
     if config.dataset == "nus-wide":
@@ -235,7 +236,8 @@ class Trainer:
         self.train_split = load_split(config, "train", mc.image_size, mc.mean, mc.std, train=True)
         self.test_split = None
         if config.eval_every:
-            self.test_split = load_split(config, "test", mc.image_size, mc.mean, mc.std, train=False)
+            self.test_split = load_split(config, "test", mc.image_size, mc.mean, mc.std, train=False,
+                                         eval_resize=mc.eval_resize)
         self.peak_lr = config.lr if config.lr is not None else (1e-3 if stage == 1 else 3e-5)
         self.optimizer = build_optimizer(self.model, config, self.peak_lr)
         self.use_amp = config.amp and self.device.type == "cuda"

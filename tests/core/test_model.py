@@ -7,9 +7,10 @@ from mkt_core.model.mkt import create_model
 from mkt_core.train.metrics import mean_average_precision
 
 
-def _plain_prompt_embedding(model, label):
+def _plain_prompt_embedding(model, label, normalize=True):
     tokens = model.vlp.tokenizer([f"There is a {label} in the scene"])
-    return F.normalize(model.vlp.clip.encode_text(tokens), dim=-1)[0]
+    features = model.vlp.clip.encode_text(tokens)
+    return (F.normalize(features, dim=-1) if normalize else features)[0]
 
 
 def test_presets_are_listed_and_unknown_names_refused():
@@ -34,12 +35,90 @@ def test_tiny_model_shapes(tiny_model):
 
 @pytest.mark.parametrize("preset", ["tiny", "tiny-release"])
 def test_untuned_prompt_equals_the_vlp_text_encoder_on_the_plain_prompt(preset):
-    model = create_model(preset)
+    model = create_model(preset, normalize_label_embeddings=True)
     labels = ["black dog", "birthday cake", "foggy harbour", "café crème", "日本の犬"]
     z = model.encode_labels(labels)
     for i, label in enumerate(labels):
         assert torch.allclose(z[i], _plain_prompt_embedding(model, label), atol=1e-5)
     assert torch.allclose(z.norm(dim=-1), torch.ones(len(labels)))
+
+
+def test_the_release_scores_with_clips_raw_text_features():
+    """label_emb.pt and the release's prompt learner are un-normalised CLIP text features; in its score mode
+    (each stream normalised across labels) a label's norm changes the ranking, so the switch matters."""
+    model = create_model("tiny-release")
+    assert not model.config.normalize_label_embeddings
+    labels = ["black dog", "birthday cake", "foggy harbour"]
+    z = model.encode_labels(labels)
+    for i, label in enumerate(labels):
+        assert torch.allclose(z[i], _plain_prompt_embedding(model, label, normalize=False), atol=1e-5)
+    assert not torch.allclose(z.norm(dim=-1), torch.ones(len(labels)), atol=1e-3)
+    normalised = create_model("tiny-release", normalize_label_embeddings=True)
+    normalised.load_state_dict(model.state_dict())
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert not torch.allclose(model(images, labels), normalised(images, labels), atol=1e-4)
+    assert get_preset("release-vit-b16").normalize_label_embeddings is False
+    assert get_preset("paper-vit-b16").normalize_label_embeddings is True
+
+
+def test_paper_student_is_imagenet_1k_pretrained():
+    """The paper's student is an ImageNet-1k ViT-B/16; timm's default tag for the name is ImageNet-21k pretrained."""
+    import timm
+
+    name = get_preset("paper-vit-b16").student.timm_name
+    cfg = timm.models.get_pretrained_cfg(name)
+    assert cfg.tag == "augreg_in1k" and cfg.hf_hub_id == "timm/vit_base_patch16_224.augreg_in1k"
+    assert "21k" not in cfg.tag
+    assert tuple(cfg.mean) == get_preset("paper-vit-b16").mean  # the preset normalises as those weights expect
+
+
+@pytest.mark.slow
+def test_the_release_fine_tuning_scope_on_the_paper_student():
+    """Paper preset: all 12 blocks train at the full lr. --fix-layer 10 --layer-decay 0.65: the release's scope
+    (the last two blocks, scaled 0.65^2 and 0.65, and the heads at the full lr)."""
+    from mkt_core.train.config import TrainConfig
+    from mkt_core.train.trainer import build_optimizer
+
+    config = get_preset("paper-vit-b16")
+    config.student.pretrained = False
+    full = create_model(config, load_weights=False)
+    build_optimizer(full, TrainConfig(), lr=1e-3)
+    trained_blocks = {n.split(".")[3] for n, p in full.named_parameters()
+                      if p.requires_grad and n.startswith("student.backbone.blocks.")}
+    assert trained_blocks == {str(i) for i in range(12)}
+    scoped = create_model(config, load_weights=False)
+    optimizer = build_optimizer(scoped, TrainConfig(fix_layer=10, layer_decay=0.65), lr=1e-3)
+    trained_blocks = {n.split(".")[3] for n, p in scoped.named_parameters()
+                      if p.requires_grad and n.startswith("student.backbone.blocks.")}
+    assert trained_blocks == {"10", "11"}
+    params = dict(scoped.named_parameters())
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert lr_of[id(params["student.backbone.blocks.10.attn.qkv.weight"])] == pytest.approx(1e-3 * 0.65 ** 2)
+    assert lr_of[id(params["student.backbone.blocks.11.attn.qkv.weight"])] == pytest.approx(1e-3 * 0.65)
+    assert lr_of[id(params["student.global_head.weight"])] == pytest.approx(1e-3)
+
+
+def test_distillation_skips_images_without_a_seen_positive_as_the_release():
+    """The release drops images without a seen positive before the forward pass: they are not distilled."""
+    torch.manual_seed(0)
+    images = torch.randn(3, 3, 64, 64)
+    targets = torch.tensor([[1, -1, -1], [-1, 1, -1], [-1, -1, -1]])  # the last image shows no seen label
+    labels = ["dog", "cat", "car"]
+    model = create_model("tiny")
+    assert model.config.distill_images == "with_positive"
+    model.train()
+    with torch.no_grad():
+        batch = model.training_loss(images, targets, labels)
+        kept = model.training_loss(images[:2], targets[:2], labels)
+        assert batch.distill.item() == pytest.approx(kept.distill.item(), rel=1e-5)
+        model.config = model.config.replace(distill_images="all")
+        every = model.training_loss(images, targets, labels)
+        assert every.distill.item() != pytest.approx(kept.distill.item(), rel=1e-3)
+        # a batch with no positive at all distils nothing, and stays finite
+        model.config = model.config.replace(distill_images="with_positive")
+        none = model.training_loss(images[2:], targets[2:], labels)
+        assert none.distill.item() == 0 and torch.isfinite(none.total)
 
 
 def test_label_embeddings_are_cached_and_refreshed_after_prompt_changes(tiny_model):

@@ -31,6 +31,32 @@ def test_eval_transform_squashes_the_whole_image():
     assert out[0, :, 0].min() > 0.9 and out[0, :, -1].max() < 0.1
 
 
+def test_eval_transform_centre_crop_sees_what_the_release_sees():
+    """The release: short side to 256, centre 224 (crop_pct 0.875): the borders of a wide photo are cut."""
+    pixels = np.zeros((200, 400, 3), dtype=np.uint8)
+    pixels[:, :40] = (255, 0, 0)  # a red band at the left edge, 10 % of the width
+    pixels[90:110, 190:210] = (0, 255, 0)  # a green square at the centre
+    image = Image.fromarray(pixels)
+    out = eval_transform(224, (0, 0, 0), (1, 1, 1), resize="center_crop")(image)
+    assert out.shape == (3, 224, 224)
+    assert out[0].max() < 0.1  # the red band is outside the crop
+    # 200 px -> 256 px: the 20 px square becomes 25.6 px, around the centre
+    green = (out[1] > 0.5).nonzero()
+    assert 20 <= green[:, 0].max() - green[:, 0].min() + 1 <= 28
+    assert abs(green[:, 0].float().mean().item() - 111.5) < 2 and abs(green[:, 1].float().mean().item() - 111.5) < 2
+    squashed = eval_transform(224, (0, 0, 0), (1, 1, 1))(image)
+    assert squashed[0, :, 0].min() > 0.9  # the default keeps the whole photo
+    with pytest.raises(ValueError, match="center_crop"):
+        eval_transform(224, (0, 0, 0), (1, 1, 1), resize="crop")
+
+
+def test_release_preset_evaluates_with_the_centre_crop():
+    from mkt_core.model.config import get_preset
+
+    assert get_preset("release-vit-b16").eval_resize == "center_crop"
+    assert get_preset("paper-vit-b16").eval_resize == "squash"
+
+
 def test_train_transform_shape_and_normalisation():
     torch.manual_seed(0)
     out = train_transform(24, MEAN, STD)(Image.new("RGB", (60, 40), (128, 128, 128)))
