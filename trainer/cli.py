@@ -99,26 +99,15 @@ def cmd_eval(args) -> int:
 
 
 def cmd_convert_official(args) -> int:
-    import torch
-
     from mkt_core.model.checkpoint import save_model
     from mkt_core.model.config import get_preset
     from mkt_core.model.convert import convert_official
 
-    original = None
-    if args.original_clip:
-        from mkt_core.model.safe_load import safe_torch_load
-
-        state = safe_torch_load(args.original_clip)
-        state = state.get("state_dict", state)
-        original = state.get("token_embedding.weight")
-        if not isinstance(original, torch.Tensor):
-            print(f"{args.original_clip}: no token_embedding.weight", file=sys.stderr)
-            return 2
-    model = convert_official(args.image_checkpoint, args.text_checkpoint, get_preset(args.preset),
-                             original_token_table=original)
-    folder = save_model(model, args.out, extra={"converted_from": [str(args.image_checkpoint),
-                                                                   str(args.text_checkpoint)]})
+    preset = get_preset(args.preset)
+    model = convert_official(args.image_checkpoint, args.text_checkpoint, preset, clip_weights=args.original_clip)
+    clip = args.original_clip or f"{preset.vlp.model_name}/{preset.vlp.pretrained}"
+    sources = [str(args.image_checkpoint), str(args.text_checkpoint), str(clip)]
+    folder = save_model(model, args.out, extra={"converted_from": sources})
     print(f"wrote {folder}")
     return 0
 
@@ -228,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert-official", help="convert the authors' released checkpoints to this format")
     p.add_argument("image_checkpoint", help="released stage-1 image checkpoint (.pth)")
     p.add_argument("--text-checkpoint", help="released stage-2 text checkpoint (.pth)")
-    p.add_argument("--original-clip", help="CLIP state dict whose untuned token table embeds label tokens")
+    p.add_argument("--original-clip",
+                   help="CLIP's weights for the teacher and the text tower (the checkpoints hold neither): open_clip's "
+                        "safetensors or bin, a state dict, OpenAI's TorchScript ViT-B-16.pt (read without running its "
+                        "code) or an open_clip folder; default: the preset's, from open_clip's cache")
     p.add_argument("--preset", default="release-vit-b16", help="model preset to convert into")
     p.add_argument("--out", required=True, help="output checkpoint folder")
     p.set_defaults(func=cmd_convert_official)

@@ -42,44 +42,68 @@ def convert_official(
     image_checkpoint: str | Path,
     text_checkpoint: str | Path | None = None,
     config: MKTConfig | None = None,
-    original_token_table: torch.Tensor | None = None,
+    clip_weights: str | Path | None = None,
 ):
     """Build an MKT model (released-code preset by default) from the authors' checkpoints.
 
-    The stage-2 checkpoint's tuned table becomes the prompt's token table. Label tokens use
-    the VLP's original table: pass `original_token_table` (CLIP's untuned table) for an exact
-    conversion; without it the tuned table stands in for it too.
+    The checkpoints hold the student (stage 1) and the tuned token table (stage 2) only: the frozen
+    teacher and the text tower are CLIP's, as in the authors' code, which loads CLIP first. They come
+    from `clip_weights` (a CLIP file: open_clip's safetensors or bin, a plain state dict, OpenAI's
+    TorchScript ViT-B-16.pt read without running it; or an open_clip folder), else from the preset's
+    VLP weights (open_clip's cache by model name). Without them the teacher and the label embeddings
+    would be random, so that is an error. Label tokens keep CLIP's untuned table; a stage-2 checkpoint's
+    tuned table becomes the prompt's. A stage-1 checkpoint alone gives CLIP's untuned text features,
+    which is how the authors evaluate it.
     """
     from mkt_core.model.mkt import create_model
+    from mkt_core.model.vlp import VLPWeightsUnavailable
 
-    config = config or get_preset("release-vit-b16")
+    config = (config or get_preset("release-vit-b16")).replace()
     if config.head != "shared_projection":
         raise ValueError("the released checkpoints have one shared projection: use head='shared_projection'")
-    model = create_model(config, load_weights=False)
+    if clip_weights is not None:
+        config.vlp.pretrained = str(clip_weights)
+    if config.vlp.pretrained is None:
+        raise ValueError("the released checkpoints need CLIP's own weights for the teacher and the text tower "
+                         "(they would be random): pass the CLIP file (--original-clip PATH)")
+    config.student.pretrained = False  # the student comes from the stage-1 checkpoint
+    config.student.init_from_vlp = False
     image_state = _read_state(image_checkpoint)
     if "proj" not in image_state and "projection_dist" not in image_state:
         raise ValueError(f"{image_checkpoint}: no projection ('proj' or 'projection_dist') in the checkpoint")
+    text_state = _read_text_state(text_checkpoint) if text_checkpoint is not None else None
+    try:
+        model = create_model(config)
+    except VLPWeightsUnavailable as exc:
+        raise VLPWeightsUnavailable(f"the teacher and the text tower need CLIP's weights, else they stay random. "
+                                    f"Pass the CLIP file with --original-clip PATH. {exc}") from exc
     try:
         model.student.load_from_clip_visual(image_state)
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"{image_checkpoint}: {exc}") from exc
-
-    if text_checkpoint is not None:
-        text_state = {k: v for k, v in _read_state(text_checkpoint).items() if k.startswith(TEXT_KEYS)}
-        if "token_embedding.weight" not in text_state:
-            raise ValueError(f"{text_checkpoint}: no 'token_embedding.weight': not a CLIP text checkpoint")
-        tuned = text_state.pop("token_embedding.weight")
-        original = original_token_table if original_token_table is not None else tuned
-        text_state["token_embedding.weight"] = original
-        clip_state = model.vlp.clip.state_dict()
-        for key, value in text_state.items():
-            if key not in clip_state or clip_state[key].shape != value.shape:
-                raise ValueError(f"{text_checkpoint}: key {key!r} with shape {tuple(value.shape)} does not fit "
-                                 f"the VLP text tower")
-        model.vlp.clip.load_state_dict(text_state, strict=False)
-        if model.prompt.token_table is not None:
-            model.prompt.token_table.weight.data.copy_(tuned)
-        else:
-            model.prompt.ctx_prefix.data.copy_(tuned[model.prompt.prefix_ids])
-            model.prompt.ctx_suffix.data.copy_(tuned[model.prompt.suffix_ids])
+    if text_state is not None:
+        _load_text_state(model, text_state, text_checkpoint)
     return model
+
+
+def _read_text_state(path: str | Path) -> dict[str, torch.Tensor]:
+    state = {k: v for k, v in _read_state(path).items() if k.startswith(TEXT_KEYS)}
+    if "token_embedding.weight" not in state:
+        raise ValueError(f"{path}: no 'token_embedding.weight': not a CLIP text checkpoint")
+    return state
+
+
+def _load_text_state(model, text_state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """The tuned table into the prompt; the rest of the text tower (unchanged by stage 2) over CLIP's."""
+    tuned = text_state.pop("token_embedding.weight")
+    clip_state = model.vlp.clip.state_dict()
+    for key, value in {"token_embedding.weight": tuned, **text_state}.items():
+        if key not in clip_state or clip_state[key].shape != value.shape:
+            raise ValueError(f"{path}: key {key!r} with shape {tuple(value.shape)} does not fit the VLP text tower")
+    model.vlp.clip.load_state_dict(text_state, strict=False)  # the VLP's own table stays CLIP's, untuned
+    if model.prompt.token_table is not None:
+        model.prompt.token_table.weight.data.copy_(tuned)
+    else:
+        model.prompt.ctx_prefix.data.copy_(tuned[model.prompt.prefix_ids])
+        model.prompt.ctx_suffix.data.copy_(tuned[model.prompt.suffix_ids])
+    model._label_cache_key = None  # the prompt changed in place

@@ -3,7 +3,9 @@
 A thin wrapper over open_clip. Weights come from one of: an open_clip pretrained tag
 (open_clip's own download and cache, on a machine with internet), a local checkpoint file,
 a local open_clip folder (`open_clip_config.json` + weights), or nowhere (random, for tests).
-Checkpoints are loaded without unpickling code (`weights_only=True` or safetensors).
+Checkpoints are loaded without unpickling code (`weights_only=True` or safetensors); OpenAI's
+TorchScript `ViT-B-16.pt` (the file the authors' code loads) is read by
+`mkt_core.model.torchscript_weights`, which never runs the archive's code.
 """
 
 import copy
@@ -17,6 +19,7 @@ import torch
 from torch import nn
 
 from mkt_core.model.config import CLIP_MEAN, CLIP_STD, VLPConfig
+from mkt_core.model.torchscript_weights import is_torchscript_archive, read_torchscript_tensors
 
 WEIGHT_FILES = (
     "open_clip_model.safetensors",
@@ -88,11 +91,30 @@ def load_vlp(config: VLPConfig, load_weights: bool = True) -> VLP:
     clip = _build_clip(model_cfg)
     if checkpoint is not None:
         try:
-            open_clip.load_checkpoint(clip, str(checkpoint), weights_only=True)
+            if is_torchscript_archive(checkpoint):
+                load_torchscript_clip(clip, checkpoint)
+            else:
+                open_clip.load_checkpoint(clip, str(checkpoint), weights_only=True)
         except Exception as exc:  # noqa: BLE001 - name the file and the reason for any failure
             raise ValueError(f"cannot load VLP weights from {checkpoint}: {exc}") from exc
     tokenizer = _tokenizer(model_cfg)
     return VLP(clip.eval(), tokenizer, model_cfg, mean, std)
+
+
+def load_torchscript_clip(clip: nn.Module, path: str | Path) -> None:
+    """Every weight of `clip` from an OpenAI TorchScript CLIP archive (same key names), without running it.
+
+    A weight the archive lacks, or with another shape, is an error: nothing stays random silently.
+    """
+    tensors = read_torchscript_tensors(path)
+    expected = clip.state_dict()
+    missing = [key for key in expected if key not in tensors]
+    if missing:
+        raise ValueError(f"the TorchScript archive lacks {len(missing)} weights of the model, e.g. {missing[:5]}")
+    wrong = [key for key, value in expected.items() if tensors[key].shape != value.shape]
+    if wrong:
+        raise ValueError(f"shapes differ for {wrong[:5]}: the archive is another CLIP architecture")
+    clip.load_state_dict({key: tensors[key] for key in expected}, strict=True)
 
 
 def _resolve_model_cfg(config: VLPConfig) -> tuple[dict[str, Any], Path | None]:
@@ -208,11 +230,14 @@ def _how_to_get_weights(config: VLPConfig, tag_cfg: dict[str, Any], reason: str)
     where = f"Hugging Face cache {hub_cache_dir(config.cache_dir)}"
     if repo_id:
         where += f" (repository {repo_id}, files {', '.join(names)})"
+    fetch = (f" (e.g. `huggingface-cli download {repo_id} {names[0]}` on a machine with internet)"
+             if repo_id else "")
     return (
         f"cannot load the weights of open_clip model {config.model_name!r} with pretrained tag "
         f"{config.pretrained!r}: {reason}. Looked in the {where}. To use a local copy, pass the "
         f"checkpoint file or open_clip folder instead of the tag (VLPConfig.pretrained, or "
-        f"--vlp-pretrained PATH on the command line), e.g. a file downloaded on a machine with internet."
+        f"--vlp-pretrained PATH on the command line){fetch}. OpenAI's TorchScript .pt files are read too, "
+        f"without running their code."
     )
 
 
