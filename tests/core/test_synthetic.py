@@ -15,6 +15,8 @@ from mkt_core.model.vlp import load_vlp
 from mkt_core.synthetic.pretrain import (
     PretrainConfig,
     contrastive_loss,
+    eval_scenes,
+    evaluate_teacher,
     hard_negative,
     run_pretrain,
     sample_mentions,
@@ -179,4 +181,25 @@ def test_the_shipped_teacher_loads_and_embeds():
         image = vlp.encode_image(torch.zeros(2, 3, size, size))
     assert text.shape == (2, dim) and image.shape == (2, dim)
     assert torch.isfinite(text).all() and torch.isfinite(image).all()
-    assert json.loads((TEACHER / "teacher_eval.json").read_text())["single_shape_top1"] > 0
+
+
+@pytest.mark.skipif(not (TEACHER / "open_clip_config.json").is_file(), reason="no shipped toy teacher")
+def test_the_shipped_teachers_numbers_are_what_evaluating_it_gives():
+    """teacher_eval.json and docs/proving-ground.md describe the shipped teacher: evaluated here on the number of
+    scenes the docs state, it gives the recorded numbers (and passes the gate of the docs: shape top-1 >= 0.9)."""
+    import re
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "proving-ground.md").read_text(encoding="utf-8")
+    stated = re.search(r"seed 20230207, the same for every teacher\): ([\d,]+) one-object scenes and ([\d,]+) scenes",
+                       docs)
+    assert stated, "docs/proving-ground.md no longer says how many scenes the teacher is evaluated on"
+    single, multi = (int(n.replace(",", "")) for n in stated.groups())
+    assert single == multi
+    vlp = load_vlp(VLPConfig(model_name="toy", pretrained=str(TEACHER)))
+    world = WorldSpec.from_dict(json.loads((TEACHER / "open_clip_config.json").read_text())["mkt_teacher"]["world"])
+    measured = evaluate_teacher(vlp.clip, world, eval_scenes(world, single), vlp.mean, vlp.std)
+    recorded = json.loads((TEACHER / "teacher_eval.json").read_text())
+    assert measured["single_shape_top1"] >= 0.9
+    assert measured["label_binding_pairs"] == recorded["label_binding_pairs"]
+    for key in ("single_top1", "map", "label_binding", "caption_binding"):
+        assert measured[key] == pytest.approx(recorded[key], abs=5e-3), key

@@ -58,7 +58,8 @@ def test_quick_benchmark_learns_and_a_rerun_reuses_its_checkpoints(tmp_path, cap
         # rows is a finding to report, not asserted here).
         assert row["seen"]["map"] > 4 * chance["map_seen"], name
         assert row["zsl"]["map"] > 1.5 * chance["map_unseen"], name
-    assert results["teacher"]["single_shape_top1"] >= 0.9
+    # the teacher's own zero-shot row, scored by this run: far above chance on the unseen labels
+    assert results["rows"]["vlp_zero_shot"]["zsl"]["map"] > 10 * chance["map_unseen"]
     table = (out / "results.md").read_text(encoding="utf-8")
     assert "| mkt_full |" in table and "Unseen kind: unseen-composition" in table
 
