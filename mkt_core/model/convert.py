@@ -4,7 +4,8 @@ The released stage-1 checkpoint is the image model of the authors' code: CLIP Vi
 visual keys (`conv1`, `class_embedding`, `positional_embedding`, `ln_pre`,
 `transformer.resblocks.*`, `ln_post`, and the projection as `proj` or `projection_dist`).
 The released stage-2 checkpoint is the text model: CLIP text keys with the tuned
-`token_embedding`. Both are read with `weights_only=True`: no pickled code runs.
+`token_embedding`. Both are read with `weights_only=True`: no pickled code runs. Neither holds
+the frozen teacher (nor, for stage 1, a text tower): those are CLIP's own weights, loaded first.
 """
 
 from pathlib import Path
