@@ -6,7 +6,7 @@
 A library of `--photos` real files (tiny PNGs, each carrying its number in its pixels) is built
 with `Library.index`, the write path the app uses; only the model is replaced by a generator of
 embeddings structured like real ones (photos made of Zipf-popular concepts over patches, unit-norm
-concept directions, a power-law spectrum: `benchmarks.label_search.Surrogate`), at the sizes of
+concept directions, a power-law spectrum: `benchmarks.surrogate.Surrogate`), at the sizes of
 the demo model (D 128, N 64, k 6) or of ViT-B/16 (D 512, N 196, k 18). The library holds 80
 saved labels (the vocabulary a new library scores). Then each operation runs `--repeats` times
 and its p50 / p95 seconds are printed:
@@ -42,8 +42,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.label_search import Surrogate  # noqa: E402
 from benchmarks.machine import machine_facts  # noqa: E402
+from benchmarks.surrogate import Surrogate  # noqa: E402
 from mkt_core.runtime.bundle import Bundle  # noqa: E402
 
 SIZES = {"demo": (128, 64, 6), "vit-b16": (512, 196, 18)}

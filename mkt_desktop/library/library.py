@@ -55,7 +55,7 @@ class PhotoLabel:
     status: str  # "accepted", "rejected" or "auto"
 
 
-EXACT_SEARCH_PHOTOS = 20_000  # above this, a new text is searched through candidates (store.top_rows)
+EXACT_SEARCH_PHOTOS = 5_000  # above this, a new text is searched through candidates (store.top_rows)
 
 
 class Library:
@@ -405,7 +405,7 @@ class Library:
         picked = np.flatnonzero(np.isin(snapshot.rows, rows))
         found = sorted(((int(snapshot.photo_ids[i]), score_of[int(snapshot.rows[i])]) for i in picked),
                        key=lambda item: (-item[1], item[0]))[:limit]
-        sample = np.random.default_rng(snapshot.version).choice(unique, min(len(unique), 4000), replace=False)
+        sample = np.random.default_rng(snapshot.version).choice(unique, min(len(unique), 2000), replace=False)
         scores = self.store.score_labels(z, rows=np.sort(sample))[:, 0]
         return found, (len(scores), float(scores.mean()), float(np.mean(np.square(scores, dtype=np.float64))))
 
