@@ -40,3 +40,23 @@ def test_a_two_stream_clip_library_searches_and_shows_where_a_label_is(tmp_path,
     _check_one_score(lib, "red star")
     lib.add_label("Blue Circle")  # saved after indexing: scored from the store
     _check_one_score(lib, "blue circle")
+
+
+def test_clip_from_a_local_open_clip_folder_gets_both_streams(tmp_path):
+    """`clip:NAME//folder`: an open_clip folder on disk (config + safetensors), the offline way to any CLIP."""
+    import json
+
+    import open_clip
+    from safetensors.torch import save_file
+
+    torch.manual_seed(2)
+    folder = tmp_path / "my-clip"
+    folder.mkdir()
+    save_file(open_clip.CLIP(**TINY_VLP_CFG).state_dict(), str(folder / "open_clip_model.safetensors"))
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_VLP_CFG}))
+    write_demo_photos(tmp_path / "photos", count=4, seed=6)
+    lib = Library(db_path=tmp_path / "db" / "library.sqlite", model=f"clip:tiny/{folder}", vocabulary=False)
+    assert lib.bundle.kind == "clip" and lib.bundle.num_patches == 64
+    assert lib.index([tmp_path / "photos"]).indexed == 4
+    hits, _ = lib.search("green ring", limit=2)
+    assert lib.patch_scores(hits[0].photo_id, "green ring").shape == (8, 8)
