@@ -133,6 +133,54 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _cache_dir(args):
+    from pathlib import Path
+
+    from mkt_desktop.paths import default_data_dir
+
+    db = Path(args.db).expanduser() if args.db else default_data_dir() / "library.sqlite"
+    return db.parent / "cache"  # where the library keeps the models it makes
+
+
+def cmd_models(args) -> int:
+    from mkt_desktop.library.catalogue import add_official, catalogue
+
+    if args.action == "add-official":
+        if not args.checkpoints or len(args.checkpoints) > 2:
+            print("mkt-desktop models add-official: give FIRST_STAGE [SECOND_STAGE]", file=sys.stderr)
+            return 2
+        first, second = args.checkpoints[0], (args.checkpoints[1] if len(args.checkpoints) > 1 else None)
+        folder = add_official(first, second, _cache_dir(args), clip_weights=args.clip, name=args.name,
+                              preset=args.preset, overwrite=args.overwrite)
+        _emit(args, {"model": str(folder)}, f"added {folder}\nuse it with --model {folder} (or choose it in Settings)")
+        return 0
+    choices = catalogue(_cache_dir(args), speed=not args.no_speed)
+    if args.json:
+        _emit(args, [c.to_dict() for c in choices], "")
+        return 0
+    lines = []
+    for heading, installed in (("Installed", True), ("Can be had", False)):
+        lines.append(heading)
+        for c in (c for c in choices if c.installed == installed):
+            facts = []
+            if c.two_streams is not None:
+                facts.append("global + local stream, heat maps" if c.two_streams else "global stream only, no heat map")
+            if c.size_mb is not None:
+                facts.append(f"{c.size_mb:.0f} MB")
+            if c.download_mb:
+                facts.append(f"download about {c.download_mb:,} MB once")
+            if c.photos_per_second:
+                facts.append(f"{c.photos_per_second:.1f} photos/s here")
+            lines.append(f"  {c.title}" + (f"  [{'; '.join(facts)}]" if facts else ""))
+            lines.append(f"      {c.gives}")
+            if c.spec:
+                lines.append(f"      --model {c.spec}")
+            if c.how:
+                lines.append(f"      how: {c.how}")
+    print("\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", help="library database (default: the user data folder)")
@@ -171,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE")
     p.add_argument("--json-file", metavar="FILE")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("models", parents=[common], help="the models installed and those that can be had; "
+                                                        "add-official converts the authors' checkpoints")
+    p.add_argument("action", nargs="?", default="list", choices=("list", "add-official"))
+    p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
+                   help="add-official: the authors' first_stage and second_stage files")
+    p.add_argument("--clip", help="add-official: CLIP ViT-B/16's weights (OpenAI's ViT-B-16.pt, open_clip's "
+                                  "safetensors or folder); default: open_clip's download or cache")
+    p.add_argument("--name", default="mkt-release", help="add-official: the new model's name")
+    p.add_argument("--preset", default="release-vit-b16", help=argparse.SUPPRESS)  # tests: tiny-release
+    p.add_argument("--overwrite", action="store_true", help="add-official: replace a model of that name")
+    p.add_argument("--no-speed", action="store_true", help="list without measuring each installed model's speed")
+    p.set_defaults(func=cmd_models)
     return parser
 
 

@@ -58,6 +58,76 @@ class ClipImageGraph(nn.Module):
         return F.normalize(self.clip.encode_image(images), dim=-1)
 
 
+PATCH_PATHS = ("value", "plain")
+# MKT's k: 18 of ViT-B/16's 196 patches (the paper's and the release's); other grids keep the ratio.
+MKT_TOP_K, MKT_NUM_PATCHES = 18, 196
+
+
+def clip_top_k(num_patches: int) -> int:
+    """The top-k of Eq. 3 for a CLIP grid of `num_patches`: MKT's ratio, 18 of 196 (ViT-B/32 at 224 px: 4 of 49)."""
+    return max(1, round(num_patches * MKT_TOP_K / MKT_NUM_PATCHES))
+
+
+def clip_has_patch_tokens(clip: nn.Module) -> bool:
+    """Whether a CLIP's image tower is open_clip's ViT with a token sequence (not a ResNet, timm or CoCa tower)."""
+    from open_clip.transformer import VisionTransformer
+
+    visual = getattr(clip, "visual", None)
+    return isinstance(visual, VisionTransformer) and visual.attn_pool is None
+
+
+class ClipTwoStreamGraph(nn.Module):
+    """images -> (global [B, D], local [B, N, D]), both L2-normalised: any open_clip ViT as two streams.
+
+    The global stream is CLIP's own image embedding, exactly as `ClipImageGraph` gives it. The local
+    stream is the patch tokens after the final LayerNorm through the same projection, as the authors'
+    released MKT does with its shared projection. Every token is L2-normalised, like the global one, so
+    that both terms of Eq. 3 are cosines: raw projected tokens are about as long as the un-normalised
+    global embedding (tens of times a unit vector), and the local term would drown the global one.
+
+    `patch_path`: "value" (default) is MaskCLIP's change to the last block, as ClearCLIP keeps it: a
+    patch token is that block's value projection + output projection of its own input (no query-key
+    attention, no residual, no MLP); CLIP's last attention mixes the whole image into every token, and
+    the value path keeps each token about its own place. "plain" takes the tokens as the block leaves them.
+    """
+
+    def __init__(self, clip: nn.Module, patch_path: str = "value"):
+        super().__init__()
+        if patch_path not in PATCH_PATHS:
+            raise ValueError(f"patch_path must be one of {PATCH_PATHS}, got {patch_path!r}")
+        if not clip_has_patch_tokens(clip):
+            raise ValueError("a local stream needs an open_clip ViT image tower (this one has no patch tokens)")
+        last = clip.visual.transformer.resblocks[-1]
+        if patch_path == "value" and not isinstance(getattr(last, "attn", None), nn.MultiheadAttention):
+            raise ValueError("patch_path 'value' needs open_clip's standard attention block; use 'plain'")
+        self.clip = clip
+        self.patch_path = patch_path
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        visual = self.clip.visual
+        blocks, batch_first = visual.transformer.resblocks, visual.transformer.batch_first
+        x = visual._embeds(images)
+        x = x if batch_first else x.transpose(0, 1)
+        for block in blocks[:-1]:
+            x = block(x)
+        out = blocks[-1](x)
+        x, out = (x, out) if batch_first else (x.transpose(0, 1), out.transpose(0, 1))
+        pooled, _ = visual._pool(out)
+        tokens = self._value_path(blocks[-1], x) if self.patch_path == "value" else out
+        tokens = visual.ln_post(tokens[:, 1:])  # the class token is the global stream's
+        if visual.proj is not None:
+            pooled, tokens = pooled @ visual.proj, tokens @ visual.proj
+        return F.normalize(pooled, dim=-1), F.normalize(tokens, dim=-1)
+
+    @staticmethod
+    def _value_path(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        attn = block.attn
+        width = attn.embed_dim
+        bias = None if attn.in_proj_bias is None else attn.in_proj_bias[2 * width:]
+        values = F.linear(block.ln_1(x), attn.in_proj_weight[2 * width:], bias)
+        return block.ls_1(attn.out_proj(values))
+
+
 class TextGraph(nn.Module):
     """(ids [L, C], label_lengths [L]) -> L2-normalised label embeddings [L, D].
 
@@ -157,12 +227,16 @@ def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite
 
 def export_clip_bundle(model_name: str, pretrained: str | None, out_dir: str | Path,
                        template: str = CLIP_PROMPT_TEMPLATE, model_cfg: dict[str, Any] | None = None,
-                       overwrite: bool = False, dynamo: bool = False) -> Path:
-    """Write any open_clip CLIP as a bundle of kind "clip": global stream only, plain prompt.
+                       overwrite: bool = False, dynamo: bool = False, local_stream: bool | None = None,
+                       patch_path: str = "value", top_k: int | None = None, name: str | None = None) -> Path:
+    """Write any open_clip CLIP as a bundle of kind "clip" with the plain prompt.
 
     `pretrained` is an open_clip tag (downloaded through open_clip where there is internet), a local
     checkpoint file or open_clip folder, or None for random weights (tests). `model_cfg` replaces the
     registry's config of `model_name` (custom sizes).
+    `local_stream` (default: whenever the image tower is a ViT) adds the local stream of
+    `ClipTwoStreamGraph`, so the bundle scores with Eq. 3 and shows heat maps; a ResNet or timm tower
+    stays global-only. `patch_path` is that graph's last-block switch; `top_k` defaults to MKT's ratio.
     """
     from mkt_core.model.config import VLPConfig
     from mkt_core.model.vlp import load_vlp
@@ -171,17 +245,27 @@ def export_clip_bundle(model_name: str, pretrained: str | None, out_dir: str | P
         raise ValueError(f"prompt template must contain '{{}}' for the label: {template!r}")
     vlp = load_vlp(VLPConfig(model_name=model_name, pretrained=pretrained, model_cfg=model_cfg)).eval()
     spec = PromptSpec.from_template(template, vlp.tokenizer, vlp.context_length)
+    if local_stream is None:
+        local_stream = clip_has_patch_tokens(vlp.clip)
+    grid = list(vlp.clip.visual.grid_size) if local_stream else [0, 0]
+    num_patches = grid[0] * grid[1]
     manifest = {
-        "format": FORMAT, "version": VERSION, "kind": "clip", "name": f"{model_name}:{pretrained or 'random'}",
+        "format": FORMAT, "version": VERSION, "kind": "clip", "name": name or f"{model_name}:{pretrained or 'random'}",
         "embed_dim": vlp.embed_dim, "image_size": vlp.image_size, "mean": list(vlp.mean), "std": list(vlp.std),
-        "resize": "center_crop", "patch_grid": [0, 0], "num_patches": 0, "top_k": 0,
+        "resize": "center_crop", "patch_grid": grid, "num_patches": num_patches,
+        "top_k": (top_k or clip_top_k(num_patches)) if local_stream else 0,
         "prompt": {**spec.to_dict(), "tuning": "plain"},
         "files": {"image_encoder": IMAGE_FILE, "text_encoder": TEXT_FILE, "weights": WEIGHTS_FILE},
         "torch": {"model_name": model_name, "model_cfg": vlp.model_cfg},
     }
+    if local_stream:
+        manifest["patch_path"] = patch_path
+        graph, outputs = ClipTwoStreamGraph(vlp.clip, patch_path), ["global", "local"]
+    else:
+        graph, outputs = ClipImageGraph(vlp.clip), ["global"]
     state = vlp.clip.state_dict()
-    return _write_bundle(out_dir, manifest, state, ClipImageGraph(vlp.clip), ["global"], TextGraph(vlp, spec),
-                         spec, vlp.tokenizer, overwrite, dynamo)
+    return _write_bundle(out_dir, manifest, state, graph, outputs, TextGraph(vlp, spec), spec, vlp.tokenizer,
+                         overwrite, dynamo)
 
 
 def _write_bundle(out_dir: str | Path, manifest: dict[str, Any], state: dict[str, torch.Tensor],
@@ -294,7 +378,9 @@ def load_torch_models(bundle: Bundle) -> TorchModels:
         vlp.clip.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise BundleError(f"{weights}: weights do not fit the CLIP model in the manifest: {exc}") from exc
-    return TorchModels(ClipImageGraph(vlp.clip).eval(), TextGraph(vlp, spec).eval())
+    image = ClipTwoStreamGraph(vlp.clip, bundle.manifest.get("patch_path", "value")) if bundle.num_patches \
+        else ClipImageGraph(vlp.clip)
+    return TorchModels(image.eval(), TextGraph(vlp, spec).eval())
 
 
 def cli_export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, half_weights: bool = False,

@@ -2,7 +2,8 @@
 
     bundle/
       manifest.json          format, version, kind, sizes, preprocessing, prompt, fingerprint
-      image_encoder.onnx     images [B, 3, H, W] float32 -> global [B, D] (+ local [B, N, D] for kind "mkt")
+      image_encoder.onnx     images [B, 3, H, W] float32 -> global [B, D] (+ local [B, N, D] when num_patches > 0:
+                             every "mkt" bundle, and a "clip" bundle made from a ViT, see `patch_path`)
       text_encoder.onnx      ids [L, C] int64, label_lengths [L] int64 -> embeddings [L, D], L2-normalised
       weights.safetensors    the same weights for the torch fallback (config in the manifest)
       vocabulary.txt         optional: the labels the model was made for, one a line
@@ -87,6 +88,9 @@ class PromptSpec:
 
 
 _FINGERPRINT_FIELDS = ("kind", "embed_dim", "image_size", "mean", "std", "resize", "patch_grid", "top_k", "prompt")
+# Fields added later: hashed only where a manifest has them, so older bundles keep their fingerprints.
+# patch_path: how a two-stream CLIP bundle's patch tokens leave the last block ("value" or "plain").
+_OPTIONAL_FINGERPRINT_FIELDS = ("patch_path",)
 
 
 def fingerprint(state: dict[str, np.ndarray], manifest: dict[str, Any]) -> str:
@@ -97,6 +101,7 @@ def fingerprint(state: dict[str, np.ndarray], manifest: dict[str, Any]) -> str:
     """
     digest = hashlib.sha256()
     essentials = {key: manifest.get(key) for key in _FINGERPRINT_FIELDS}
+    essentials.update({key: manifest[key] for key in _OPTIONAL_FINGERPRINT_FIELDS if key in manifest})
     digest.update(json.dumps(essentials, sort_keys=True).encode())
     for key in sorted(state):
         array = np.ascontiguousarray(state[key])

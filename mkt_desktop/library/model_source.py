@@ -2,7 +2,9 @@
 
     demo                  the small demo model shipped in assets/demo-model (works offline)
     /path/to/bundle       a folder written by `mkt-train export`
-    clip:ViT-B-16/openai  CLIP zero-shot through open_clip (downloads its weights once, then cached)
+    clip:ViT-B-16/openai  CLIP zero-shot through open_clip (downloads its weights once, then cached); a ViT
+                          gets both streams (Eq. 3 and heat maps), a ResNet the global one
+    clip:NAME//abs/folder CLIP from a local open_clip folder (open_clip_config.json + weights)
 """
 
 from pathlib import Path
@@ -38,7 +40,8 @@ def _clip_bundle(name_tag: str, cache_dir: Path) -> Bundle:
     name, _, tag = name_tag.partition("/")
     if not name:
         raise ModelUnavailable(f"clip:{name_tag}: give an open_clip model name, e.g. clip:ViT-B-16/openai")
-    folder = cache_dir / "clip-bundles" / f"{name}-{tag or 'random'}".replace("/", "-")
+    # clip-bundles-2: a ViT's bundle has both streams now; the global-only ones in clip-bundles stay unused
+    folder = cache_dir / "clip-bundles-2" / f"{name}-{tag or 'random'}".replace("/", "-")
     if (folder / "manifest.json").is_file():
         return load_bundle(folder)
     try:

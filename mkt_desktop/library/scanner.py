@@ -22,6 +22,8 @@ from datetime import datetime
 
 from PIL import Image
 
+from mkt_core.runtime.images import HEIF_SUFFIXES, RAW_SUFFIXES, heif_supported, raw_supported
+
 
 def _load_heif() -> bool:
     """HEIC/HEIF photos count only when pillow-heif is installed; registering its opener here means
@@ -39,6 +41,7 @@ _HEIF = _load_heif()
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"} | ({".heic", ".heif"} if _HEIF else set())
+    | (HEIF_SUFFIXES if heif_supported() else set()) | (RAW_SUFFIXES if raw_supported() else set())
 )
 
 CHUNK_SIZE = 1 << 20  # 1 MiB reads keep the per-call overhead negligible next to the hashing itself

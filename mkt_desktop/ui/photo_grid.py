@@ -27,6 +27,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QContextMenuEvent, QDesktopServices, QImage, QImageReader, QKeyEvent, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu
 
+from mkt_desktop.library.thumbnails import decode_thumbnail, needs_own_decoder
+
 THUMB_SIZE = 128
 
 
@@ -67,17 +69,30 @@ class ThumbnailJob(QRunnable):
             if not image.isNull():
                 self.signals.loaded.emit(self.path, self.size, image)
                 return
-        reader = QImageReader(self.path)
-        reader.setAutoTransform(True)
-        original = reader.size()
-        if original.isValid():
-            reader.setScaledSize(original.scaled(self.size, self.size, Qt.AspectRatioMode.KeepAspectRatio))
-        image = reader.read()
+        image = _own_decoder_image(self.path, self.size) if needs_own_decoder(self.path) else self._qt_image()
         if image.isNull():
             image = QImage()
         elif cached is not None:
             _save_atomically(image, cached)
         self.signals.loaded.emit(self.path, self.size, image)
+
+
+    def _qt_image(self) -> QImage:
+        reader = QImageReader(self.path)
+        reader.setAutoTransform(True)
+        original = reader.size()
+        if original.isValid():
+            reader.setScaledSize(original.scaled(self.size, self.size, Qt.AspectRatioMode.KeepAspectRatio))
+        return reader.read()
+
+
+def _own_decoder_image(path: str, size: int) -> QImage:
+    """HEIC/HEIF and camera RAW, which Qt cannot read: decoded as the indexer decodes them."""
+    pixels = decode_thumbnail(path, size)
+    if pixels is None:
+        return QImage()
+    rows, cols, _ = pixels.shape
+    return QImage(pixels.data, cols, rows, cols * 3, QImage.Format.Format_RGB888).copy()  # copy: own the pixels
 
 
 def _save_atomically(image: QImage, target: Path) -> None:

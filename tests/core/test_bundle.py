@@ -75,7 +75,8 @@ def test_tokenize_lays_out_labels_like_the_prompt_learner(tuned):
 
 
 def test_clip_bundle_is_global_only_with_the_plain_prompt(tmp_path):
-    bundle = load_bundle(export_clip_bundle("tiny", None, tmp_path / "clip", model_cfg=TINY_VLP_CFG))
+    bundle = load_bundle(export_clip_bundle("tiny", None, tmp_path / "clip", model_cfg=TINY_VLP_CFG,
+                                            local_stream=False))
     assert bundle.kind == "clip" and bundle.num_patches == 0
     session = _session(bundle.file("image_encoder"))
     assert [output.name for output in session.get_outputs()] == ["global"]

@@ -101,7 +101,7 @@ def test_unavailable_choices_are_refused(tiny):
 
 
 def test_clip_engine_has_no_local_stream(tmp_path):
-    engine = Engine(export_clip_bundle("tiny", None, tmp_path / "clip", model_cfg=TINY_VLP_CFG))
+    engine = Engine(export_clip_bundle("tiny", None, tmp_path / "clip", model_cfg=TINY_VLP_CFG, local_stream=False))
     global_emb, local_emb = engine.encode_images(np.zeros((2, 3, 64, 64), np.float32))
     assert local_emb is None and not engine.has_local
     assert np.allclose(np.linalg.norm(global_emb, axis=1), 1.0, atol=1e-5)

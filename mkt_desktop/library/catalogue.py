@@ -1,0 +1,142 @@
+"""The model catalogue: what is installed, what can be had, and what each choice gives on a person's photos.
+
+What `mkt-desktop models` prints, and what the Settings dialog can show. Installed models are the
+demo and the bundles in the library's cache folder (`clip-bundles-2/` made from `clip:NAME/TAG`,
+`models/` added by `mkt-desktop models add-official`); speeds are measured here, on this machine.
+No import here loads torch: only adding the authors' model (a conversion) does.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mkt_core.assets import DEMO_MODEL
+from mkt_core.runtime.bundle import BundleError, load_bundle
+
+AUTHORS_PAGE = "https://github.com/sunanhe/MKT"
+OFFICIAL_FOLDER = "models"  # in the cache folder: bundles converted from the authors' checkpoints
+CLIP_FOLDER = "clip-bundles-2"  # as model_source writes them
+
+# open_clip models worth offering, with about what open_clip downloads once: float32 weights of both
+# towers, 4 bytes a parameter (151 M, 150 M, 150 M, 428 M parameters).
+CLIP_CHOICES: tuple[tuple[str, int, str], ...] = (
+    ("ViT-B-32/openai", 605, "the fastest (a 7 x 7 heat map): fine for a large library on a laptop"),
+    ("ViT-B-16/openai", 599, "the CLIP the authors' MKT starts from (a 14 x 14 heat map); about 4 x the "
+                             "computation of B/32"),
+    ("ViT-B-16/laion2b_s34b_b88k", 599, "the same size trained on LAION-2B: 70.2 % ImageNet zero-shot against "
+                                        "OpenAI's 68.3 %"),
+    ("ViT-L-14/openai", 1710, "the most accurate here, about 18 x the computation of B/32: best with a GPU"),
+)
+# The authors' checkpoints, about: the ViT-B/16 image model (86 M parameters) and the text model (63 M), float32.
+OFFICIAL_DOWNLOAD_MB = 344 + 253
+
+
+@dataclass
+class ModelChoice:
+    spec: str  # what --model and the settings take
+    title: str
+    gives: str  # what it means for the person's own photos, in plain words
+    installed: bool
+    download_mb: int | None = None  # about what is downloaded once; None when nothing is
+    two_streams: bool | None = None  # global + local stream (Eq. 3 and heat maps); None when not known yet
+    size_mb: float | None = None  # on disk, when installed
+    photos_per_second: float | None = None  # measured here, when asked for
+    how: str = ""  # how to get it, when it is not installed
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _folder_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 1e6
+
+
+def measure_speed(folder: Path, batch: int = 8) -> float | None:
+    """Photos per second through the bundle's image encoder on this machine (one warm-up batch first)."""
+    from mkt_core.runtime.engine import Engine
+
+    try:
+        engine = Engine(folder, batch_size=batch)
+    except Exception:  # noqa: BLE001 - a damaged bundle is listed without a speed
+        return None
+    size = engine.bundle.image_size
+    images = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
+    engine.encode_images(images)
+    start = time.perf_counter()
+    engine.encode_images(images)
+    return batch / max(time.perf_counter() - start, 1e-9)
+
+
+def _installed(folder: Path, spec: str, title: str, gives: str, speed: bool) -> ModelChoice | None:
+    try:
+        bundle = load_bundle(folder)
+    except BundleError:
+        return None
+    return ModelChoice(spec=spec, title=title or bundle.name, gives=gives, installed=True,
+                       two_streams=bundle.num_patches > 0, size_mb=round(_folder_mb(folder), 1),
+                       photos_per_second=measure_speed(folder) if speed else None)
+
+
+def catalogue(cache_dir: str | Path, speed: bool = False) -> list[ModelChoice]:
+    """Every model choice, installed ones first; `speed` measures each installed one (a few seconds each)."""
+    cache_dir = Path(cache_dir)
+    choices: list[ModelChoice] = []
+    demo = _installed(DEMO_MODEL, "demo", "Demo model (MKT on the project's synthetic world)",
+                      "Works offline, but knows only coloured shapes (red star, blue ring...): "
+                      "it will not recognise anything in real photos. For trying the app.", speed)
+    if demo is not None:
+        choices.append(demo)
+    made = {}
+    for folder in sorted((cache_dir / CLIP_FOLDER).glob("*")):
+        bundle_choice = _installed(folder, str(folder), "", "CLIP, made from an open_clip model", speed)
+        if bundle_choice is not None:
+            made[bundle_choice.title.replace(":", "/")] = bundle_choice
+            choices.append(bundle_choice)
+    for folder in sorted((cache_dir / OFFICIAL_FOLDER).glob("*")):
+        bundle_choice = _installed(folder, str(folder), "", "MKT, converted from the authors' checkpoints", speed)
+        if bundle_choice is not None:
+            choices.append(bundle_choice)
+    for name_tag, download, note in CLIP_CHOICES:
+        if name_tag in made:
+            made[name_tag].spec = f"clip:{name_tag}"
+            made[name_tag].gives = f"CLIP {name_tag}: {note}"
+            continue
+        choices.append(ModelChoice(
+            spec=f"clip:{name_tag}", title=f"CLIP {name_tag.replace('/', ' (') + ')'}", installed=False,
+            download_mb=download, two_streams=True,
+            gives=f"Tags any words in everyday photos with no training (zero-shot), each with a heat map of "
+                  f"where it is: {note}.",
+            how="open_clip downloads it the first time it is chosen; then it works offline"))
+    choices.append(ModelChoice(
+        spec="", title="MKT by the paper's authors (NUS-WIDE, from CLIP ViT-B/16)", installed=False,
+        download_mb=OFFICIAL_DOWNLOAD_MB + 599, two_streams=True,
+        gives="MKT as the paper made it: distilled from CLIP on NUS-WIDE's Flickr photos and their tags, then "
+              "open to any words, with a heat map. Its prompt was tuned on those tags, so words like them fit best.",
+        how=f"download first_stage and second_stage checkpoints from {AUTHORS_PAGE}, then run "
+            "`mkt-desktop models add-official FIRST SECOND` (it also needs CLIP ViT-B/16, from open_clip or "
+            "--clip ViT-B-16.pt)"))
+    choices.append(ModelChoice(
+        spec="", title="A model trained here", installed=False,
+        gives="MKT trained on your own labelled photos (mkt-train stage1/stage2, then mkt-train export).",
+        how="see docs/training.md; give the exported folder as the model"))
+    return choices
+
+
+def add_official(first_stage: str | Path, second_stage: str | Path | None, cache_dir: str | Path,
+                 clip_weights: str | Path | None = None, name: str = "mkt-release", preset: str = "release-vit-b16",
+                 overwrite: bool = False) -> Path:
+    """The authors' released checkpoints -> a bundle in the cache's models/ folder the app can open.
+
+    The converter (`mkt_core.model.convert.convert_official`) loads CLIP's towers first (the checkpoints
+    hold neither the teacher nor, for stage 1, a text tower), then the checkpoints over them.
+    """
+    from mkt_core.model.config import get_preset
+    from mkt_core.model.convert import convert_official
+    from mkt_core.model.export import export_bundle
+
+    if not name or Path(name).name != name:
+        raise ValueError(f"the model's name must be a plain folder name, got {name!r}")
+    model = convert_official(first_stage, second_stage, get_preset(preset), clip_weights=clip_weights)
+    return export_bundle(model, Path(cache_dir) / OFFICIAL_FOLDER / name, name=name, overwrite=overwrite)
