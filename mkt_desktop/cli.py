@@ -1,26 +1,60 @@
-"""mkt-desktop: the photo library from the command line (bare `mkt-desktop` opens the app).
+"""mkt-desktop: the photo library from the command line (with no command, or only --db / --model /
+--settings, it opens the window).
 
     mkt-desktop index ~/Pictures
-    mkt-desktop search "black dog" --limit 20
+    mkt-desktop search "black dog" --limit 20 --sort newest --taken-from 2023
+    mkt-desktop photos --folder ~/Pictures/2023 --sort oldest
     mkt-desktop labels add "birthday cake"
     mkt-desktop tags ~/Pictures/cake.jpg --accept "birthday cake"
+    mkt-desktop similar ~/Pictures/cake.jpg
+    mkt-desktop where ~/Pictures/cake.jpg "birthday cake" --json
     mkt-desktop export --xmp
 """
 
 import argparse
 import json
+import os
 import sys
 
-from mkt_desktop.library import LabelError
+SORT_HELP = "best (search score; by path for photos), newest or oldest (date taken), name"
 
 
-def _library(args):
+class UsageError(Exception):
+    """A command line argparse cannot make sense of (rc 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+def _library(args, needs_model: bool = True):
+    """The library of --db on --model; the model is checked first, so a wrong one never creates a database."""
     from mkt_desktop.library import Library
+    from mkt_desktop.library.model_source import check_model
 
+    if needs_model:
+        check_model(args.model)
     options = {}
     if getattr(args, "device", None) and args.device != "auto":
         options["device"] = args.device
     return Library(db_path=args.db, model=args.model, engine_options=options)
+
+
+def _view(args):
+    from mkt_desktop.library.browse import View, parse_day, parse_last_day
+
+    return View(folder=args.folder, taken_from=parse_day(args.taken_from) if args.taken_from else None,
+                taken_to=parse_last_day(args.taken_to) if args.taken_to else None, sort=args.sort)
+
+
+def _photo_lines(rows, threshold=None) -> list[str]:
+    lines = []
+    for row in rows:
+        score = "" if row.score is None else f"{row.score:8.4f}"
+        star = " *" if threshold is not None and row.score is not None and row.score >= threshold else "  "
+        lines.append(f"{score}{star if score else ''} {row.taken:%Y-%m-%d %H:%M}  {row.path}")
+    return lines
 
 
 def _emit(args, data, text: str) -> None:
@@ -28,6 +62,14 @@ def _emit(args, data, text: str) -> None:
 
 
 def cmd_index(args) -> int:
+    from pathlib import Path
+
+    for folder in args.folders:  # before the database is created
+        path = Path(folder).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"{path.resolve()}: no such folder")
+        if not path.is_dir():
+            raise NotADirectoryError(f"{path.resolve()}: not a folder (a file)")
     lib = _library(args)
     bar = None
     if not args.json and sys.stderr.isatty():
@@ -57,12 +99,56 @@ def cmd_index(args) -> int:
 
 def cmd_search(args) -> int:
     lib = _library(args)
+    view = _view(args)
+    if view.filtered or view.sort != "best":
+        hits, threshold = lib.search(args.text, limit=None)
+        rows = lib.browse(view, hits)[:args.limit]
+        data = [{"path": r.path, "score": round(r.score, 6), "taken": r.taken.isoformat()} for r in rows]
+        footer = f"(* at or above the threshold {threshold:.4f})" if threshold is not None else ""
+        _emit(args, data, "\n".join(_photo_lines(rows, threshold) + [footer]) if rows else "no photos")
+        return 0
     hits, threshold = lib.search(args.text, limit=args.limit)
     data = [{"path": h.path, "score": round(h.score, 6)} for h in hits]
     lines = [f"{h.score:8.4f}{' *' if threshold is not None and h.score >= threshold else '  '} {h.path}"
              for h in hits]
     footer = f"(* at or above the threshold {threshold:.4f})" if threshold is not None else ""
     _emit(args, data, "\n".join(lines + [footer]) if lines else "no indexed photos")
+    return 0
+
+
+def cmd_photos(args) -> int:
+    lib = _library(args, needs_model=False)
+    rows = lib.browse(_view(args))
+    if args.limit:
+        rows = rows[:args.limit]
+    _emit(args, [{"path": r.path, "taken": r.taken.isoformat()} for r in rows],
+          "\n".join(_photo_lines(rows)) or "no photos")
+    return 0
+
+
+def cmd_folders(args) -> int:
+    lib = _library(args, needs_model=False)
+    if args.action == "remove":
+        for path in args.paths:
+            lib.remove_folder(path)
+    folders = lib.folders()
+    _emit(args, folders, "\n".join(folders) or "no folders (add one with `mkt-desktop index FOLDER`)")
+    return 0
+
+
+def cmd_similar(args) -> int:
+    lib = _library(args)
+    hits = lib.similar(args.photo, limit=args.limit)
+    _emit(args, [{"path": h.path, "similarity": round(h.score, 6)} for h in hits],
+          "\n".join(f"{h.score:8.4f}  {h.path}" for h in hits) or "no other indexed photos")
+    return 0
+
+
+def cmd_where(args) -> int:
+    from mkt_desktop.library.where import where_text
+
+    result = _library(args).where(args.photo, args.label)
+    _emit(args, result, where_text(result))
     return 0
 
 
@@ -103,7 +189,7 @@ def cmd_tags(args) -> int:
 
 
 def cmd_failures(args) -> int:
-    lib = _library(args)
+    lib = _library(args, needs_model=False)
     failures = lib.failures()
     _emit(args, [{"path": p, "reason": r} for p, r in failures],
           "\n".join(f"{p}: {r}" for p, r in failures) or "no failures")
@@ -127,8 +213,7 @@ def cmd_export(args) -> int:
         write_json(rows, args.json_file)
         result["json"] = args.json_file
     if not result:
-        print("mkt-desktop export: give --xmp, --csv FILE or --json-file FILE", file=sys.stderr)
-        return 2
+        raise UsageError("mkt-desktop export: give --xmp, --csv FILE or --json-file FILE")
     _emit(args, result, "\n".join(f"{k}: {v}" for k, v in result.items()))
     return 0
 
@@ -147,8 +232,7 @@ def cmd_models(args) -> int:
 
     if args.action == "add-official":
         if not args.checkpoints or len(args.checkpoints) > 2:
-            print("mkt-desktop models add-official: give FIRST_STAGE [SECOND_STAGE]", file=sys.stderr)
-            return 2
+            raise UsageError("mkt-desktop models add-official: give FIRST_STAGE [SECOND_STAGE]")
         first, second = args.checkpoints[0], (args.checkpoints[1] if len(args.checkpoints) > 1 else None)
         folder = add_official(first, second, _cache_dir(args), clip_weights=args.clip, name=args.name,
                               preset=args.preset, overwrite=args.overwrite)
@@ -181,24 +265,53 @@ def cmd_models(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", help="library database (default: the user data folder)")
-    common.add_argument("--model", default="demo",
-                        help="'demo', a bundle folder, or an open_clip model like clip:ViT-B-16/openai")
-    common.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+MODEL_HELP = ("'demo', a bundle folder, or an open_clip CLIP: clip:NAME/TAG (clip:ViT-B-16/openai, downloaded "
+              "once) or clip:NAME/PATH to a local weights file (clip:ViT-B-16//home/me/open_clip_pytorch_model.bin)")
 
-    parser = argparse.ArgumentParser(prog="mkt-desktop", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command")
+
+def _add_view_options(p: argparse.ArgumentParser, default_sort: str = "best") -> None:
+    p.add_argument("--folder", help="only the photos of this library folder")
+    p.add_argument("--taken-from", metavar="DATE", help="taken on or after: YYYY, YYYY-MM or YYYY-MM-DD")
+    p.add_argument("--taken-to", metavar="DATE", help="taken on or before: YYYY, YYYY-MM or YYYY-MM-DD")
+    p.add_argument("--sort", default=default_sort, choices=("best", "newest", "oldest", "name"), help=SORT_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = Parser(add_help=False)
+    common.add_argument("--db", help="library database (default: the user data folder)")
+    common.add_argument("--model", default="demo", help=MODEL_HELP)
+    common.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    common.add_argument("--json", action="store_true", help="machine-readable output (errors too: {\"error\": ...})")
+
+    parser = Parser(prog="mkt-desktop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", dest="window_db", help="open the window on this library database")
+    parser.add_argument("--model", dest="window_model", help="open the window on this model (" + MODEL_HELP + ")")
+    parser.add_argument("--settings", dest="window_settings", help="the window's settings file")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
     p = sub.add_parser("index", parents=[common], help="index folders (all library folders when none given)")
     p.add_argument("folders", nargs="*")
     p.set_defaults(func=cmd_index)
     p = sub.add_parser("search", parents=[common], help="photos that match any text, best first")
     p.add_argument("text")
     p.add_argument("--limit", type=int, default=20)
+    _add_view_options(p)
     p.set_defaults(func=cmd_search)
+    p = sub.add_parser("photos", parents=[common], help="indexed photos of a folder or a date range, in an order")
+    _add_view_options(p)
+    p.add_argument("--limit", type=int, default=0, help="at most this many (default: all)")
+    p.set_defaults(func=cmd_photos)
+    p = sub.add_parser("folders", parents=[common], help="the library's folders: list, or remove some")
+    p.add_argument("action", nargs="?", default="list", choices=("list", "remove"))
+    p.add_argument("paths", nargs="*", metavar="FOLDER")
+    p.set_defaults(func=cmd_folders)
+    p = sub.add_parser("similar", parents=[common], help="more like this: the photos most like a photo")
+    p.add_argument("photo")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_similar)
+    p = sub.add_parser("where", parents=[common], help="where in a photo a label is: its score on each patch")
+    p.add_argument("photo")
+    p.add_argument("label")
+    p.set_defaults(func=cmd_where)
     p = sub.add_parser("labels", parents=[common], help="saved labels: add, list, remove, rename")
     p.add_argument("action", choices=("add", "list", "remove", "rename"))
     p.add_argument("text", nargs="*")
@@ -234,26 +347,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        try:
-            from mkt_desktop.app import main as app_main
-        except ImportError:
-            parser.print_help()
-            return 0
-        return app_main()
-    if args.command == "labels" and args.action in ("add", "remove") and not args.text:
-        parser.error(f"labels {args.action} needs at least one label")
-    if args.command == "labels" and args.action == "rename" and len(args.text) != 2:
-        parser.error("labels rename needs OLD NEW")
+def _open_window(args) -> int:
+    """No command: the window, on --db / --model / --settings when given."""
+    forwarded = []
+    for flag, value in (("--db", args.window_db), ("--model", args.window_model), ("--settings", args.window_settings)):
+        if value:
+            forwarded += [flag, value]
     try:
-        return args.func(args)
-    except (LabelError, KeyError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"mkt-desktop {args.command}: error: {message}", file=sys.stderr)
+        from mkt_desktop.app import main as app_main
+    except ImportError as exc:  # PySide6 missing: the command line still works
+        print(f"mkt-desktop: the window cannot open ({exc}); see `mkt-desktop --help` for the commands",
+              file=sys.stderr)
         return 1
+    return app_main(forwarded)
+
+
+def _fail(argv: list[str], message: str, rc: int) -> int:
+    if "--json" in argv:
+        print(json.dumps({"error": message}, ensure_ascii=False))
+    else:
+        print(message, file=sys.stderr)
+    return rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = None
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            return _open_window(args)
+        if args.command == "labels" and args.action in ("add", "remove") and not args.text:
+            raise UsageError(f"mkt-desktop labels: error: labels {args.action} needs at least one label")
+        if args.command == "labels" and args.action == "rename" and len(args.text) != 2:
+            raise UsageError("mkt-desktop labels: error: labels rename needs OLD NEW")
+        if args.command == "folders" and args.action == "remove" and not args.paths:
+            raise UsageError("mkt-desktop folders: error: folders remove needs at least one FOLDER")
+        return args.func(args)
+    except UsageError as exc:
+        return _fail(argv, f"{exc} (see mkt-desktop --help)", 2)
+    except KeyboardInterrupt:
+        return _fail(argv, "mkt-desktop: interrupted", 130)
+    except Exception as exc:  # noqa: BLE001 - every failure is one line naming its cause, never a traceback
+        if os.environ.get("MKT_DEBUG"):
+            raise
+        from mkt_desktop.library.errors import describe_error
+
+        command, db = getattr(args, "command", None), getattr(args, "db", None)
+        prefix = f"mkt-desktop {command}: error: " if command else "mkt-desktop: error: "
+        return _fail(argv, prefix + describe_error(exc, db), 1)
 
 
 if __name__ == "__main__":

@@ -176,11 +176,13 @@ def _locate_weights(config: VLPConfig, folder: Path | None) -> tuple[Path, tuple
             f"{pretrained!r} is neither a local file or folder nor a pretrained tag of open_clip model "
             f"{config.model_name!r} (known tags: {', '.join(tags) or 'none'})")
     mean, std = tuple(tag_cfg.get("mean", CLIP_MEAN)), tuple(tag_cfg.get("std", CLIP_STD))
-    if hub_offline():
+    offline = ("the Hugging Face hub is offline (HF_HUB_OFFLINE=1)" if hub_offline()
+               else None if hub_reachable() else "the Hugging Face hub cannot be reached (no network)")
+    if offline:  # the cache or a clear error at once, never a download's retries
         cached = _cached_hub_file(tag_cfg, config.cache_dir)
         if cached is None:
-            raise VLPWeightsUnavailable(_how_to_get_weights(config, tag_cfg, "the Hugging Face hub is offline "
-                                                            "(HF_HUB_OFFLINE=1) and they are not in the cache"))
+            raise VLPWeightsUnavailable(_how_to_get_weights(config, tag_cfg, f"{offline} and they are not in "
+                                                            "the cache"))
         return cached, mean, std
     try:
         path = open_clip.download_pretrained(tag_cfg, cache_dir=config.cache_dir)
@@ -195,6 +197,21 @@ def hub_offline() -> bool:
     """True when the Hugging Face hub must not be contacted (checked before any download)."""
     flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
     return any(flag.strip().lower() in ("1", "true", "yes", "on") for flag in flags)
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether a connection to the Hugging Face hub opens within `timeout` seconds (asked before a download,
+    so that a machine without network gets its answer at once instead of after a minute of retries)."""
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def hub_cache_dir(cache_dir: str | None = None) -> str:
@@ -235,9 +252,10 @@ def _how_to_get_weights(config: VLPConfig, tag_cfg: dict[str, Any], reason: str)
     return (
         f"cannot load the weights of open_clip model {config.model_name!r} with pretrained tag "
         f"{config.pretrained!r}: {reason}. Looked in the {where}. To use a local copy, pass the "
-        f"checkpoint file or open_clip folder instead of the tag (VLPConfig.pretrained, or "
-        f"--vlp-pretrained PATH on the command line){fetch}. OpenAI's TorchScript .pt files are read too, "
-        f"without running their code."
+        f"checkpoint file or open_clip folder instead of the tag: --vlp-pretrained PATH for mkt-train, "
+        f"--model clip:{config.model_name}/PATH for mkt-desktop (an absolute PATH: "
+        f"clip:{config.model_name}//home/me/open_clip_pytorch_model.bin){fetch}. OpenAI's TorchScript .pt "
+        f"files are read too, without running their code."
     )
 
 

@@ -7,6 +7,9 @@ The vectors themselves live in the memory-mapped embedding store (`mkt_core.runt
 photos share one embedding and a moved photo keeps its own.
 """
 
+import os
+import sqlite3
+import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,9 +27,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 SCHEMA_VERSION = 1
+
+
+class DatabaseError(RuntimeError):
+    """The library database cannot be opened or created; the message names the path and the reason."""
 
 
 def utcnow() -> datetime:
@@ -113,34 +121,85 @@ class Tag(Base):
     updated: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+def _sqlite_pragmas(dbapi_connection, connection_record, read_only: bool = False) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    if not read_only:  # a read-only library keeps the journal mode it has: changing it is a write
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses at most the last commit
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses at most the last commit
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def database_writable(path: str | Path) -> bool:
+    """Whether the library at `path` can be written: the file, and its folder (SQLite's WAL files live there)."""
+    path = Path(path)
+    if path.exists():
+        return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    return True  # a new library: creating it says whether it can be
 
 
 # Each migration takes the database from version i to i + 1; version 1 is create_all.
 MIGRATIONS: list = []
 
 
-def open_database(path: str | Path) -> sessionmaker[Session]:
-    """Open (creating or migrating) the library database at `path`; returns a session factory."""
+def open_database(path: str | Path, read_only: bool = False) -> sessionmaker[Session]:
+    """Open (creating or migrating) the library database at `path`; returns a session factory.
+
+    `read_only` opens an existing library for reading (search, browse, export elsewhere) without writing
+    a byte, for a library on a read-only disk or folder. Failures raise `DatabaseError` naming the path.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}", future=True)
-    event.listen(engine, "connect", _sqlite_pragmas)
-    _migrate(engine, path)
+    if read_only:
+        if not path.is_file():
+            raise DatabaseError(f"{path}: no library database there to open read-only")
+        # A WAL library in a folder where SQLite cannot make its -shm file only opens as immutable.
+        shared = path.with_name(path.name + "-shm")
+        mode = "mode=ro" if os.access(path.parent, os.W_OK) or shared.exists() else "immutable=1"
+        location = urllib.parse.quote(str(path.resolve()))
+        engine = create_engine(f"sqlite:///file:{location}?{mode}&uri=true", future=True)
+        event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, record, read_only=True))
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError) else exc.strerror
+            raise DatabaseError(f"{path}: cannot create the library's folder {path.parent}: {why or exc}") from exc
+        if path.is_dir():
+            raise DatabaseError(f"{path}: is a folder, not a library database file")
+        engine = create_engine(f"sqlite:///{path}", future=True)
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        _migrate(engine, path, read_only)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise DatabaseError(f"{path}: cannot open the library database: {_reason(exc, path)}") from exc
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def _migrate(engine: Engine, path: Path) -> None:
+def _reason(exc: DBAPIError, path: Path) -> str:
+    """SQLite's complaint in words a person can act on."""
+    original = exc.orig
+    message = str(original) if original is not None else str(exc)
+    if isinstance(original, sqlite3.DatabaseError) and "file is not a database" in message:
+        return "it is not a library database (not an SQLite file)"
+    if "unable to open" in message or "readonly" in message or "read-only" in message:
+        if not os.access(path.parent, os.W_OK):
+            return f"the folder {path.parent} is read-only"
+        return f"it cannot be written ({message})"
+    return message
+
+
+def _migrate(engine: Engine, path: Path, read_only: bool = False) -> None:
     with engine.begin() as conn:
         has_info = conn.execute(
             text("SELECT name FROM sqlite_master WHERE type='table' AND name='schema_info'")).first()
         version = conn.execute(select(SchemaInfo.version)).scalar() if has_info else None
+    if read_only:
+        if version != SCHEMA_VERSION:
+            raise DatabaseError(f"{path}: a read-only library must be at schema version {SCHEMA_VERSION}, "
+                                f"not {version}; open it once where it can be written")
+        return
     if version is None:
         Base.metadata.create_all(engine)
         with Session(engine) as session:
@@ -148,7 +207,7 @@ def _migrate(engine: Engine, path: Path) -> None:
             session.commit()
         return
     if version > SCHEMA_VERSION:
-        raise RuntimeError(f"{path}: database schema version {version} is newer than this program's "
+        raise DatabaseError(f"{path}: database schema version {version} is newer than this program's "
                            f"({SCHEMA_VERSION}); update MKT Photo Tagger")
     while version < SCHEMA_VERSION:
         with engine.begin() as conn:

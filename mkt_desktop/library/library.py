@@ -17,7 +17,17 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from mkt_core.assets import DEFAULT_VOCABULARY
-from mkt_desktop.library.db import Embedding, Folder, Label, Model, Photo, Tag, open_database, utcnow
+from mkt_desktop.library.db import (
+    Embedding,
+    Folder,
+    Label,
+    Model,
+    Photo,
+    Tag,
+    database_writable,
+    open_database,
+    utcnow,
+)
 from mkt_desktop.library.labels import (
     LabelError,
     label_key,
@@ -28,6 +38,18 @@ from mkt_desktop.library.model_source import model_vocabulary, resolve_model
 from mkt_desktop.library.scores import ScoreColumns
 from mkt_desktop.library.snapshot import ChangeWatch, Snapshot, build_snapshot
 from mkt_desktop.paths import default_data_dir
+
+
+def read_only_store(folder: Path, bundle):
+    """The store of a library that cannot be written: opened for reading, or an empty one in a temporary folder."""
+    import tempfile
+
+    from mkt_core.runtime.store import EmbeddingStore
+
+    if (folder / "store.json").is_file():
+        return EmbeddingStore.open(folder, writable=False)
+    empty = Path(tempfile.mkdtemp(prefix="mkt-empty-store-"))
+    return EmbeddingStore.create(empty, bundle.embed_dim, bundle.num_patches, bundle.top_k, bundle.fingerprint)
 
 
 @dataclass
@@ -64,7 +86,8 @@ class Library:
         """`engine`: an engine already made (anything with `bundle`, `encode_images`, `encode_labels`),
         used instead of loading `model`; benchmarks give a generated one."""
         self.db_path = Path(db_path).expanduser() if db_path else default_data_dir() / "library.sqlite"
-        self.Session = open_database(self.db_path)
+        self.read_only = not database_writable(self.db_path)  # search, browse and export still work
+        self.Session = open_database(self.db_path, read_only=self.read_only)
         self.model_spec = model
         self.engine_options = engine_options or {}
         self._engine = engine
@@ -77,7 +100,7 @@ class Library:
         self._columns: ScoreColumns | None = None
         self._stats: dict[tuple[int, str], tuple[int, float, float]] = {}  # (version, text) -> count, mean, sd
         self._lock = threading.RLock()  # the window's runner calls from several threads
-        if vocabulary:
+        if vocabulary and not self.read_only:
             self._seed_vocabulary()
 
     # -- the model and its embedding store ---------------------------------------------------
@@ -105,13 +128,21 @@ class Library:
             from mkt_core.runtime.store import EmbeddingStore
 
             folder = self.db_path.parent / f"{self.db_path.stem}-embeddings" / self.bundle.fingerprint[:16]
-            self._store = EmbeddingStore.for_bundle(folder, self.bundle)
+            if self.read_only:
+                self._store = read_only_store(folder, self.bundle)
+            else:
+                self._store = EmbeddingStore.for_bundle(folder, self.bundle)
         return self._store
 
     @property
     def score_columns(self) -> ScoreColumns:
         if self._columns is None:
-            self._columns = ScoreColumns(self.store, self.store.folder / "scores")
+            folder = self.store.folder / "scores"
+            if self.read_only:  # a cache it cannot write beside the store: kept in a temporary folder
+                import tempfile
+
+                folder = Path(tempfile.mkdtemp(prefix="mkt-scores-"))
+            self._columns = ScoreColumns(self.store, folder)
         return self._columns
 
     def snapshot(self) -> Snapshot:
@@ -153,6 +184,8 @@ class Library:
         if self._model_id is None:
             with self.Session() as session:
                 row = session.scalar(select(Model).where(Model.fingerprint == self.bundle.fingerprint))
+                if row is None and self.read_only:
+                    return 0  # nothing of this model in a library that cannot be written: no row matches
                 if row is None:
                     row = Model(fingerprint=self.bundle.fingerprint, name=self.bundle.name, kind=self.bundle.kind)
                     session.add(row)
@@ -181,8 +214,10 @@ class Library:
 
     def add_folder(self, path: str | Path) -> int:
         folder = Path(path).expanduser().resolve()
+        if not folder.exists():
+            raise FileNotFoundError(f"{folder}: no such folder")
         if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: not a folder")
+            raise NotADirectoryError(f"{folder}: not a folder (a file)")
         with self.Session() as session:
             row = session.scalar(select(Folder).where(Folder.path == str(folder)))
             if row is None:
@@ -544,6 +579,35 @@ class Library:
             session.commit()
             return count
 
+    # -- browsing, undoable decisions, where a label is (each in its own module) -------------
+
+    def browse(self, view=None, hits=None):
+        """Photos (or search hits) of one folder / date range, ordered by date taken, name or best match."""
+        from mkt_desktop.library.browse import View, arrange
+
+        return arrange(self, hits, view or View())
+
+    def taken_years(self) -> list[int]:
+        from mkt_desktop.library.browse import taken_years
+
+        return taken_years(self)
+
+    def decide(self, photo_ids: list[int], label: str, status: str | None):
+        """Accept / reject a label on photos, as a Decision that `undo` can take back."""
+        from mkt_desktop.library.decisions import decide
+
+        return decide(self, photo_ids, label, status)
+
+    def undo(self, decision) -> None:
+        from mkt_desktop.library.decisions import undo
+
+        undo(self, decision)
+
+    def where(self, photo: int | str | Path, label: str) -> dict:
+        """The label's score on each patch of the photo, as numbers (the heat map)."""
+        from mkt_desktop.library.where import where
+
+        return where(self, photo, label)
 
 def _top(scores: np.ndarray, photo_ids: np.ndarray, limit: int) -> np.ndarray:
     """Indices of the `limit` best scores, best first; ties go to the older photo (smaller id)."""

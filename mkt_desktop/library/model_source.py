@@ -1,16 +1,22 @@
 """Which model the library uses: the bundled demo, a bundle folder, or an open_clip model by name.
 
-    demo                  the small demo model shipped in assets/demo-model (works offline)
-    /path/to/bundle       a folder written by `mkt-train export`
-    clip:ViT-B-16/openai  CLIP zero-shot through open_clip (downloads its weights once, then cached); a ViT
-                          gets both streams (Eq. 3 and heat maps), a ResNet the global one
-    clip:NAME//abs/folder CLIP from a local open_clip folder (open_clip_config.json + weights)
+    demo                                  the small demo model shipped in assets/demo-model (works offline)
+    /path/to/bundle                       a folder written by `mkt-train export`
+    clip:ViT-B-16/openai                  CLIP zero-shot through open_clip: NAME/TAG (downloads once, then
+                                          cached); a ViT gets both streams (Eq. 3 and heat maps), a ResNet the
+                                          global one
+    clip:ViT-B-16//path/to/weights.bin    the same CLIP from a local weights file or open_clip folder
+                                          (open_clip_config.json + weights): NAME/PATH (here an absolute path,
+                                          hence the double slash; ~/... and ./... work too)
 """
 
+import hashlib
 from pathlib import Path
 
 from mkt_core.assets import DEMO_MODEL
 from mkt_core.runtime.bundle import VOCABULARY_FILE, Bundle, load_bundle
+
+CLIP_SYNTAX = "clip:NAME/TAG (e.g. clip:ViT-B-16/openai) or clip:NAME/PATH to a local weights file"
 
 
 class ModelUnavailable(RuntimeError):
@@ -28,26 +34,74 @@ def resolve_model(spec: str, cache_dir: str | Path) -> Bundle:
         return load_bundle(DEMO_MODEL)
     if spec.startswith("clip:"):
         return _clip_bundle(spec[len("clip:"):], Path(cache_dir))
+    check_model(spec)
+    return load_bundle(Path(spec).expanduser())
+
+
+def check_model(spec: str) -> None:
+    """Refuse a model spec that cannot work, without loading anything (before a database is created for it)."""
+    spec = spec.strip()
+    if spec == "demo":
+        return
+    if spec.startswith("clip:"):
+        name, tag = split_clip_spec(spec[len("clip:"):])
+        if not name:
+            raise ModelUnavailable(f"{spec}: give an open_clip model as {CLIP_SYNTAX}")
+        if not tag:
+            raise ModelUnavailable(f"{spec}: give the pretrained weights too, {CLIP_SYNTAX}; without them the "
+                                   f"model would have random weights. Tags of {name}: {_known_tags(name)}")
+        if local_weights(tag) is not None and not local_weights(tag).exists():
+            raise ModelUnavailable(f"{spec}: no such weights file or open_clip folder {local_weights(tag)}")
+        return
     path = Path(spec).expanduser()
     if not path.exists():
-        raise ModelUnavailable(f"{path}: no such model bundle folder (or use 'demo', 'clip:NAME/TAG')")
-    return load_bundle(path)
+        raise ModelUnavailable(f"{path}: no such model bundle folder (or use 'demo', {CLIP_SYNTAX})")
+    if not (path / "manifest.json").is_file():
+        raise ModelUnavailable(f"{path}: not a model bundle (no manifest.json; a bundle is written by "
+                               f"`mkt-train export`); or use 'demo', {CLIP_SYNTAX}")
+
+
+def split_clip_spec(name_tag: str) -> tuple[str, str]:
+    """"ViT-B-16/openai" -> (name, tag); "ViT-B-16//home/me/w.bin" -> (name, "/home/me/w.bin")."""
+    name, _, tag = name_tag.strip().partition("/")
+    return name.strip(), tag.strip()
+
+
+def local_weights(tag: str) -> Path | None:
+    """The local file a CLIP spec's tag names, or None when the tag is an open_clip pretrained tag."""
+    if tag.startswith(("/", "~", ".")) or "/" in tag or "\\" in tag or Path(tag).suffix in (".bin", ".pt", ".pth",
+                                                                                             ".safetensors"):
+        return Path(tag).expanduser().resolve()
+    return None
+
+
+def _known_tags(name: str) -> str:
+    import open_clip
+
+    if name not in open_clip.list_models():
+        return f"none: {name!r} is not an open_clip model (e.g. ViT-B-16, ViT-B-32, ViT-L-14)"
+    return ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
 
 
 def _clip_bundle(name_tag: str, cache_dir: Path) -> Bundle:
     from mkt_core.model.export import export_clip_bundle
 
-    name, _, tag = name_tag.partition("/")
-    if not name:
-        raise ModelUnavailable(f"clip:{name_tag}: give an open_clip model name, e.g. clip:ViT-B-16/openai")
+    check_model(f"clip:{name_tag}")
+    name, tag = split_clip_spec(name_tag)
+    weights = local_weights(tag)
+    if weights is None:
+        key = tag
+    else:  # a local file or folder: the cache follows it (another one, or the same path rewritten, is another)
+        stat = weights.stat()
+        key = "file-" + hashlib.sha1(f"{weights}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     # clip-bundles-2: a ViT's bundle has both streams now; the global-only ones in clip-bundles stay unused
-    folder = cache_dir / "clip-bundles-2" / f"{name}-{tag or 'random'}".replace("/", "-")
+    folder = cache_dir / "clip-bundles-2" / f"{name}-{key}".replace("/", "-")
     if (folder / "manifest.json").is_file():
         return load_bundle(folder)
     try:
-        export_clip_bundle(name, tag or None, folder)
+        export_clip_bundle(name, str(weights) if weights else tag, folder)
     except Exception as exc:  # noqa: BLE001 - download, offline or export failures get one clear message
-        raise ModelUnavailable(f"cannot make a CLIP bundle for {name_tag}: {exc}") from exc
+        raise ModelUnavailable(f"cannot make a CLIP bundle for clip:{name_tag}: {exc}") from exc
     return load_bundle(folder)
 
 

@@ -43,6 +43,11 @@ class ChangeWatch:
             self._connection.execute("PRAGMA data_version").fetchone()
         except sqlite3.OperationalError:  # a read-only library
             self._connection = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, check_same_thread=False)
+            try:
+                self._connection.execute("PRAGMA data_version").fetchone()
+            except sqlite3.OperationalError:  # in a folder SQLite cannot write its -shm file into: never changes
+                self._connection = sqlite3.connect(f"file:{Path(path)}?immutable=1", uri=True,
+                                                   check_same_thread=False)
         self._lock = threading.Lock()
         self._local = 0
 

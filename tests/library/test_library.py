@@ -227,8 +227,9 @@ def test_cli_json_outputs(tmp_path, tiny_bundle, capsys):
     out_csv = tmp_path / "tags.csv"
     assert mkt_desktop(["export", "--csv", str(out_csv), *common]) == 0
     assert "sunny meadow" in out_csv.read_text()
+    capsys.readouterr()
     assert mkt_desktop(["labels", "add", "   ", *common]) == 1
-    assert "empty" in capsys.readouterr().err
+    assert "empty" in json.loads(capsys.readouterr().out)["error"]  # under --json, errors are JSON too
 
 
 @pytest.mark.slow
