@@ -3,10 +3,16 @@
 What the window and the command line may use; the modules behind it are the library's own.
 """
 
+from mkt_desktop.library.browse import PhotoRow, View, year_range
+from mkt_desktop.library.db import DatabaseError
+from mkt_desktop.library.decisions import Decision
+from mkt_desktop.library.demo import DEMO_COUNT, DEMO_FOLDER_NAME, write_demo_folder
+from mkt_desktop.library.errors import describe_error
 from mkt_desktop.library.indexer import IndexReport, Progress
 from mkt_desktop.library.labels import LabelError
 from mkt_desktop.library.library import LabelInfo, Library, PhotoLabel, SearchHit
-from mkt_desktop.library.model_source import ModelUnavailable
+from mkt_desktop.library.model_source import ModelUnavailable, split_clip_spec
 
-__all__ = ["IndexReport", "LabelError", "LabelInfo", "Library", "ModelUnavailable", "PhotoLabel", "Progress",
-           "SearchHit"]
+__all__ = ["DEMO_COUNT", "DEMO_FOLDER_NAME", "DatabaseError", "Decision", "IndexReport", "LabelError", "LabelInfo",
+           "Library", "ModelUnavailable", "PhotoLabel", "PhotoRow", "Progress", "SearchHit", "View",
+           "describe_error", "split_clip_spec", "write_demo_folder", "year_range"]

@@ -1,45 +1,84 @@
 """The main window: folders on the left, the photo grid in the centre, search on top, labels and the photo on the right.
 
-Every library call runs on the `LibraryRunner` thread; the window only reacts to the signals that come back.
+Every library call runs on the `LibraryRunner` thread, and each one that changes the library says what it
+changed; the window and its panels refresh from the runner's one `changed` signal, never by hand.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
+    QListWidgetItem,
     QMainWindow,
+    QMenu,
+    QMessageBox,
     QProgressBar,
     QProgressDialog,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from mkt_desktop.library import IndexReport, LabelInfo, Library, ModelUnavailable, Progress, SearchHit
+from mkt_desktop.library import (
+    DEMO_COUNT,
+    DEMO_FOLDER_NAME,
+    DatabaseError,
+    Decision,
+    IndexReport,
+    LabelInfo,
+    Library,
+    ModelUnavailable,
+    PhotoRow,
+    Progress,
+    View,
+    describe_error,
+    split_clip_spec,
+    write_demo_folder,
+    year_range,
+)
 from mkt_desktop.settings import Settings
-from mkt_desktop.ui.label_panel import ThresholdPanel
+from mkt_desktop.ui import dialogs
 from mkt_desktop.ui.photo_grid import GridItem, PhotoGrid, PhotoModel
 from mkt_desktop.ui.photo_view import PhotoView
 from mkt_desktop.ui.settings_dialog import SettingsDialog
-from mkt_desktop.ui.workers import CancelFlag, LibraryRunner
+from mkt_desktop.ui.threshold_panel import ThresholdPanel
+from mkt_desktop.ui.workers import (
+    EVERYTHING,
+    FOLDERS,
+    LABELS,
+    LIBRARY,
+    PHOTOS,
+    TAGS,
+    CancelFlag,
+    LibraryRunner,
+)
 
 SEARCH_DELAY_MS = 250
 SEARCH_LIMIT = 500
+ALL_RESULTS = 1_000_000  # a search or "more like this" to be filtered before it is cut to SEARCH_LIMIT
 LOADING_DIALOG_DELAY_MS = 800  # a model that loads faster than this never shows the dialog
 ERROR_STYLE = "background: #fde2e1; color: #8a1f11; padding: 6px; border: 1px solid #e0a49c;"
 INFO_STYLE = "background: #e3eefc; color: #173b6c; padding: 6px; border: 1px solid #9fbbe0;"
 DEMO_NOTE = ("Demo model: it was trained offline on this project's synthetic world of coloured shapes, so it "
-             "knows labels like \"red star\" or \"blue moon\" and little else. To tag your own photos, choose "
-             "a CLIP model (clip:ViT-B-16/openai, downloaded once) or a bundle of your own in Library → Settings. "
-             "Demo photos: mkt-train demo-photos FOLDER.")
+             "knows labels like \"red star\" or \"blue moon\" and little else (Library → Make demo photos… "
+             "writes photos of that world). To tag your own photos, choose a CLIP model (clip:ViT-B-16/openai, "
+             "downloaded once, or a CLIP file you have) in Library → Settings…")
+READ_ONLY_NOTE = ("{path} is read-only, so it is open for reading: search, browse and export to a folder you can "
+                  "write work; adding folders, indexing, labels and tags need a library you can write "
+                  "(Library → Settings… → Database).")
+SORTS = (("Best match", "best"), ("Newest first", "newest"), ("Oldest first", "oldest"), ("File name", "name"))
+DEFAULT_CLIP = "ViT-B-16"
 
 
 def _eta(seconds: float | None) -> str:
@@ -49,12 +88,34 @@ def _eta(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def start_folder() -> str:
+    """Where folder dialogs open: the user's Pictures folder, else their home."""
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    return pictures if pictures and Path(pictures).is_dir() else str(Path.home())
+
+
+def find_photos(library: Library, text: str, view: View, similar_to: int | None) -> tuple[list[PhotoRow], float | None]:
+    """What the grid shows (runs on the worker thread): photos like one, search hits, or every photo,
+    kept and ordered by the view; the threshold of the searched words."""
+    if similar_to is not None:
+        return library.browse(view, library.similar(similar_to, limit=ALL_RESULTS))[:SEARCH_LIMIT], None
+    if not text:
+        return library.browse(view), None
+    whole = view.filtered or view.sort != "best"
+    hits, threshold = library.search(text, ALL_RESULTS if whole else SEARCH_LIMIT)
+    return library.browse(view, hits)[:SEARCH_LIMIT], threshold
+
+
 class MainWindow(QMainWindow):
-    """The photo tagger's window over one `Library`."""
+    """The photo tagger's window over one `Library` (replaced when the model or the database changes)."""
 
     indexing_finished = Signal(object)  # the IndexReport, or the exception
     search_finished = Signal(str)  # the text the grid now shows results for
     labels_refreshed = Signal()  # the labels list has been refilled
+    folders_refreshed = Signal()  # the folder list has been refilled
+    library_switched = Signal(object)  # the new Library, or the exception that kept the old one
+    problem_shown = Signal(object)  # the ProblemDialog just opened
+    undone = Signal(object)  # the Decision just taken back
 
     def __init__(self, library: Library, parent: QWidget | None = None, settings: Settings | None = None,
                  settings_path: str | Path | None = None):
@@ -65,16 +126,22 @@ class MainWindow(QMainWindow):
         self.runner = LibraryRunner(self)
         self.cancel_flag = CancelFlag()
         self.indexing = False
+        self.view = View()
+        self.similar_to: tuple[int, str] | None = None  # "More like this": the photo id and its path
+        self.undo_stack: list[Decision] = []
+        self.folder_paths_shown: list[str] = []
+        self.problem_dialog: dialogs.ProblemDialog | None = None
+        self.failures_dialog: dialogs.FailuresDialog | None = None
+        self.loading_dialog: QProgressDialog | None = None
+        self._model_problem_shown = False
+        self._index_again = False
         self._search_generation = 0
         self.setWindowTitle("MKT Photo Tagger")
         self.resize(1100, 700)
         self._build()
         self._build_actions()
-        self.refresh_folders()
-        self.refresh_photos()
-        self.refresh_labels()
-        self.loading_dialog = self._loading_dialog()
-        self.runner.submit(self.library.device_description, on_done=self._show_device, on_error=self._model_failed)
+        self.runner.changed.connect(self._library_changed)
+        self._library_changed(EVERYTHING)
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -82,28 +149,61 @@ class MainWindow(QMainWindow):
         self.search_box = QLineEdit()
         self.search_box.setPlaceholderText("Search photos by any words; Enter saves them as a label")
         self.search_box.setClearButtonEnabled(True)
-        self.banner = QLabel()
+        self.banner = QLabel()  # problems
         self.banner.setWordWrap(True)
         self.banner.setStyleSheet(ERROR_STYLE)
         self.banner.hide()
+        self.note = QLabel()  # what to know: the demo model, a read-only library
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(INFO_STYLE)
+        self.note.hide()
 
         self.folder_list = QListWidget()
+        self.folder_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.add_folder_button = QPushButton("Add folder…")
+        self.remove_folder_button = QPushButton("Remove")
+        self.remove_folder_button.setToolTip("Forget the selected folder and its photos' results (the files stay)")
         self.rescan_button = QPushButton("Rescan")
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(QLabel("Folders"))
+        left_layout.addWidget(QLabel("Folders (click one to see only its photos)"))
         left_layout.addWidget(self.folder_list)
         buttons = QHBoxLayout()
         buttons.addWidget(self.add_folder_button)
+        buttons.addWidget(self.remove_folder_button)
         buttons.addWidget(self.rescan_button)
         left_layout.addLayout(buttons)
+
+        self.sort_box = QComboBox()
+        for text, key in SORTS:
+            self.sort_box.addItem(text, key)
+        self.taken_box = QComboBox()
+        self.taken_box.addItem("Taken: any time", None)
+        self.similar_chip = QPushButton()
+        self.similar_chip.setToolTip("Back to all photos")
+        self.similar_chip.hide()
+        controls = QHBoxLayout()
+        controls.setContentsMargins(0, 0, 0, 0)
+        controls.addWidget(self.similar_chip)
+        controls.addStretch(1)
+        controls.addWidget(QLabel("Sort:"))
+        controls.addWidget(self.sort_box)
+        controls.addWidget(self.taken_box)
 
         self.photo_model = PhotoModel(self, cache_dir=self.library.thumbnail_dir,
                                       thumb_size=self.settings.thumbnail_size)
         self.grid = PhotoGrid(thumb_size=self.settings.thumbnail_size)
         self.grid.setModel(self.photo_model)
+        self.empty_page = self._build_empty_page()
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.grid)
+        self.pages.addWidget(self.empty_page)
+        centre = QWidget()
+        centre_layout = QVBoxLayout(centre)
+        centre_layout.setContentsMargins(0, 0, 0, 0)
+        centre_layout.addLayout(controls)
+        centre_layout.addWidget(self.pages, 1)
 
         self.label_list = QListWidget()
         self.threshold_panel = ThresholdPanel(self.library, self.runner)
@@ -121,14 +221,15 @@ class MainWindow(QMainWindow):
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
-        splitter.addWidget(self.grid)
+        splitter.addWidget(centre)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([200, 580, 320])
+        splitter.setSizes([220, 560, 320])
 
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.addWidget(self.banner)
+        layout.addWidget(self.note)
         layout.addWidget(self.search_box)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
@@ -138,9 +239,13 @@ class MainWindow(QMainWindow):
         self.progress_bar = QProgressBar()
         self.progress_bar.setMaximumWidth(200)
         self.cancel_button = QPushButton("Cancel")
-        for widget in (self.progress_label, self.progress_bar, self.cancel_button):
+        self.failures_button = QPushButton()
+        self.failures_button.setFlat(True)
+        self.failures_button.setToolTip("Show the files that could not be read, and why")
+        for widget in (self.progress_label, self.progress_bar, self.cancel_button, self.failures_button):
             widget.hide()
         status = self.statusBar()
+        status.addPermanentWidget(self.failures_button)
         status.addPermanentWidget(self.progress_label)
         status.addPermanentWidget(self.progress_bar)
         status.addPermanentWidget(self.cancel_button)
@@ -150,42 +255,159 @@ class MainWindow(QMainWindow):
         self.search_timer.setSingleShot(True)
         self.search_timer.setInterval(SEARCH_DELAY_MS)
         self.search_timer.timeout.connect(self.run_search)
-        self.search_box.textChanged.connect(lambda _text: self.search_timer.start())
+        self.search_box.textChanged.connect(self._search_text_changed)
         self.search_box.returnPressed.connect(self.save_label)
         self.add_folder_button.clicked.connect(self.choose_folder)
+        self.remove_folder_button.clicked.connect(lambda: self.confirm_remove_folder(self.selected_folder()))
         self.rescan_button.clicked.connect(self.start_indexing)
         self.cancel_button.clicked.connect(self.cancel_indexing)
+        self.failures_button.clicked.connect(self.show_failures)
+        self.folder_list.currentItemChanged.connect(lambda _current, _previous: self._folder_selection())
+        self.folder_list.customContextMenuRequested.connect(self._folder_menu)
+        self.sort_box.currentIndexChanged.connect(lambda _i: self._view_changed())
+        self.taken_box.currentIndexChanged.connect(lambda _i: self._view_changed())
+        self.similar_chip.clicked.connect(self.clear_similar)
         self.grid.accept_requested.connect(lambda: self.tag_selected("accepted"))
         self.grid.reject_requested.connect(lambda: self.tag_selected("rejected"))
+        self.grid.similar_requested.connect(self.show_similar)
+        self.grid.open_failed.connect(self._open_failed)
         self.grid.selectionModel().selectionChanged.connect(lambda _selected, _deselected: self._grid_selection())
-        self.photo_view.tagged.connect(lambda _label, _status: self.refresh_labels())
+        self.photo_view.decided.connect(self._decided)
         self.search_finished.connect(lambda _text: self._update_search_label())
         self.labels_refreshed.connect(self._update_search_label)
         self.label_list.currentItemChanged.connect(lambda _current, _previous: self._label_selection())
-        self.threshold_panel.threshold_saved.connect(lambda _text: self.refresh_labels())
+
+    def _build_empty_page(self) -> QWidget:
+        """What an empty grid says: what to do next, with the buttons to do it."""
+        page = QWidget()
+        self.empty_title = QLabel()
+        self.empty_title.setStyleSheet("font-size: 16pt; font-weight: bold;")
+        self.empty_text = QLabel()
+        self.empty_text.setWordWrap(True)
+        self.empty_text.setMaximumWidth(460)
+        self.empty_add_button = QPushButton("Add folder…")
+        self.empty_demo_button = QPushButton("Make demo photos…")
+        self.empty_demo_button.setToolTip(f"Write {DEMO_COUNT} photos of the demo model's world of coloured shapes "
+                                          "into a folder and index them")
+        self.empty_add_button.clicked.connect(self.choose_folder)
+        self.empty_demo_button.clicked.connect(self.make_demo_photos)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.empty_add_button)
+        buttons.addWidget(self.empty_demo_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(page)
+        layout.addStretch(1)
+        for label in (self.empty_title, self.empty_text):
+            layout.addWidget(label, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addSpacing(12)
+        layout.addLayout(buttons)
+        layout.addStretch(2)
+        return page
 
     def _build_actions(self) -> None:
+        menu = self.menuBar().addMenu("&Library")
+        self.add_folder_action = menu.addAction("Add folder…")
+        self.add_folder_action.setShortcut(QKeySequence("Ctrl+O"))
+        self.add_folder_action.triggered.connect(self.choose_folder)
+        self.demo_action = menu.addAction("Make demo photos…")
+        self.demo_action.triggered.connect(self.make_demo_photos)
+        self.rescan_action = menu.addAction("Rescan")
+        self.rescan_action.triggered.connect(self.start_indexing)
+        self.failures_action = menu.addAction("Files that could not be read…")
+        self.failures_action.triggered.connect(self.show_failures)
         self.export_action = QAction("Export XMP sidecars", self)
         self.export_action.setShortcut(QKeySequence("Ctrl+E"))
         self.export_action.triggered.connect(self.export_xmp)
-        self.addAction(self.export_action)
-        menu = self.menuBar().addMenu("&Library")
-        add = menu.addAction("Add folder…")
-        add.triggered.connect(self.choose_folder)
-        rescan = menu.addAction("Rescan")
-        rescan.triggered.connect(self.start_indexing)
         menu.addAction(self.export_action)
         menu.addSeparator()
         self.settings_action = menu.addAction("Settings…")
         self.settings_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Preferences))
         self.settings_action.triggered.connect(self.open_settings)
+        menu.addSeparator()
+        self.quit_action = menu.addAction("Quit")
+        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.quit_action.triggered.connect(self.close)
+
+        edit = self.menuBar().addMenu("&Edit")
+        self.undo_action = edit.addAction("Undo")
+        self.undo_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Undo))
+        self.undo_action.triggered.connect(self.undo)
+        self.undo_action.setEnabled(False)
+        for action in (self.add_folder_action, self.export_action, self.settings_action, self.quit_action,
+                       self.undo_action):
+            self.addAction(action)  # shortcuts work wherever the focus is, menu open or not
+
+    # -- what changed -------------------------------------------------------------------------
+
+    def _library_changed(self, changes: frozenset) -> None:
+        """Refresh what a finished library call changed (the runner's one `changed` signal)."""
+        if LIBRARY in changes:
+            self._library_opened()
+        if changes & {FOLDERS, LIBRARY}:
+            self.refresh_folders()
+        if changes & {FOLDERS, PHOTOS, LIBRARY}:
+            self.refresh_photos()
+            self.runner.submit(self.library.taken_years, on_done=self._show_years, on_error=self._job_failed)
+            self.runner.submit(self.library.failures, on_done=self._show_failure_count, on_error=self._job_failed)
+        if changes & {LABELS, TAGS, PHOTOS, LIBRARY}:
+            self.refresh_labels()
+
+    def _library_opened(self) -> None:
+        """A library (the first, or another model or database): load its model, say what to know about it."""
+        self._model_problem_shown = False
+        self.banner.hide()
+        self.note.hide()
+        if self.library.read_only:
+            self.show_note(READ_ONLY_NOTE.format(path=self.library.db_path))
+        for widget in (self.add_folder_button, self.remove_folder_button, self.rescan_button,
+                       self.empty_add_button, self.empty_demo_button, self.add_folder_action, self.demo_action,
+                       self.rescan_action):
+            widget.setEnabled(not self.library.read_only)
+        self.device_label.setText("Loading the model…")
+        self.loading_dialog = self._loading_dialog()
+        self.runner.submit(self.library.device_description, on_done=self._show_device, on_error=self._model_failed)
 
     # -- messages -----------------------------------------------------------------------------
 
     def show_banner(self, text: str, info: bool = False) -> None:
-        self.banner.setStyleSheet(INFO_STYLE if info else ERROR_STYLE)
+        if info:
+            self.show_note(text)
+            return
         self.banner.setText(text)
         self.banner.show()
+
+    def show_note(self, text: str) -> None:
+        shown = self.note.text() if self.note.isVisible() else ""
+        if text not in shown:
+            self.note.setText(f"{shown}\n{text}" if shown else text)
+        self.note.show()
+
+    def say(self, text: str, msecs: int = 10000) -> None:
+        self.statusBar().showMessage(text, msecs)
+
+    def show_problem(self, dialog: dialogs.ProblemDialog) -> dialogs.ProblemDialog:
+        """Open a problem dialog without blocking the window (one at a time)."""
+        if self.problem_dialog is not None:
+            self.problem_dialog.close()
+        self.problem_dialog = dialog
+        dialog.chosen.connect(self._problem_fix)
+        dialog.open()
+        self.problem_shown.emit(dialog)
+        return dialog
+
+    def _problem_fix(self, key: str) -> None:
+        if key == dialogs.USE_DEMO:
+            self.apply_settings(replace(self.settings, model="demo"))
+        elif key == dialogs.LOCAL_CLIP:
+            self.choose_clip_file()
+        elif key == dialogs.SETTINGS:
+            QTimer.singleShot(0, self.open_settings)
+        elif key == dialogs.OTHER_DATABASE:
+            self.choose_database()
+        elif key == dialogs.DEFAULT_DATABASE:
+            self.apply_settings(replace(self.settings, database=""), database_changed=True)
 
     def _loading_dialog(self) -> QProgressDialog:
         """A busy dialog while the model loads, shown only when that takes a while (an open_clip download)."""
@@ -206,24 +428,33 @@ class MainWindow(QMainWindow):
             self.loading_dialog = None
 
     def _model_failed(self, exc: Exception) -> None:
-        """Any failure to load the model (missing, a broken bundle, a failed download) ends the busy dialog."""
+        """Any failure to load the model (missing, a broken bundle, a failed download): a banner, and once a
+        dialog with the ways out (the demo model, a local CLIP file, Settings)."""
         self._model_loaded()
+        reason = describe_error(exc)
         self.device_label.setText("No model")
-        self.show_banner(f"The model cannot be loaded: {exc}")
+        self.show_banner(f"The model cannot be loaded: {reason}")
+        if not self._model_problem_shown:
+            self._model_problem_shown = True
+            self.show_problem(dialogs.model_problem(self, self.library.model_spec, reason))
 
     def _job_failed(self, exc: Exception) -> None:
         if isinstance(exc, ModelUnavailable):
             self._model_failed(exc)
-        else:
-            self.statusBar().showMessage(f"Error: {exc}", 10000)
+        self.say(f"Error: {describe_error(exc, self.library.db_path)}")
 
     def _show_device(self, description: str) -> None:
         self._model_loaded()
+        self.banner.hide()
         self.device_label.setText(description)
         if self.library.model_spec == "demo":
-            self.show_banner(DEMO_NOTE, info=True)
+            self.show_note(DEMO_NOTE)
 
-    # -- settings -------------------------------------------------------------------------------
+    def _open_failed(self, path: str) -> None:
+        self.say(f"No program opened {path}: set a default image viewer in your system, or drag the photo "
+                 "to one", 15000)
+
+    # -- settings, another model or database ----------------------------------------------------
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self)
@@ -231,48 +462,180 @@ class MainWindow(QMainWindow):
             return
         self.apply_settings(dialog.settings())
 
-    def apply_settings(self, new: Settings) -> None:
-        """Keep the new settings; the thumbnail size applies now, the rest at the next start."""
+    def apply_settings(self, new: Settings, database_changed: bool = False) -> None:
+        """Keep the new settings and apply them now: the thumbnail size at once; a new model, device, batch
+        size or database opens the library again on them (in the background), and indexes it for a new model."""
         old, self.settings = self.settings, new
-        if self.settings_path is not None:
-            try:
-                new.save(self.settings_path)
-            except OSError as exc:
-                self.statusBar().showMessage(f"Settings not saved: {self.settings_path}: {exc}", 10000)
-                return
+        self._save_settings()
         if new.thumbnail_size != old.thumbnail_size:
             self.photo_model.set_thumb_size(new.thumbnail_size)
             self.grid.set_thumb_size(new.thumbnail_size)
-        later = [name for name in ("model", "device", "batch_size", "database")
-                 if getattr(new, name) != getattr(old, name)]
-        if later:
-            self.statusBar().showMessage(f"Saved; the new {', '.join(later).replace('_', ' ')} apply when the app "
-                                         "is next started", 15000)
+        database_changed = database_changed or new.database != old.database
+        if database_changed or any(getattr(new, name) != getattr(old, name)
+                                   for name in ("model", "device", "batch_size")):
+            self.switch_library(new, database_changed, previous=old)
+
+    def _save_settings(self) -> None:
+        if self.settings_path is None:
+            return
+        try:
+            self.settings.save(self.settings_path)
+        except OSError as exc:
+            self.say(f"Settings not saved: {self.settings_path}: {describe_error(exc)}")
+
+    def switch_library(self, settings: Settings, database_changed: bool, previous: Settings) -> None:
+        """Open the library again on another model or database; the current one stays if that fails."""
+        self.cancel_flag.set()  # an indexing run on the old model stops at its next batch
+        self.threshold_panel.save_pending()
+        db_path = (settings.database or None) if database_changed else self.library.db_path
+        model_changed = settings.model != self.library.model_spec
+        self.device_label.setText("Opening…")
+        self.runner.submit(Library, db_path=db_path, model=settings.model, engine_options=settings.engine_options,
+                           on_done=lambda library: self._switched(library, model_changed),
+                           on_error=lambda exc: self._switch_failed(exc, previous))
+
+    def _switched(self, library: Library, model_changed: bool) -> None:
+        self.library = library
+        self.threshold_panel.library = library
+        self.photo_view.library = library
+        self.photo_model.cache_dir = library.thumbnail_dir
+        self.undo_stack.clear()
+        self._update_undo()
+        self.similar_to = None
+        self.view = replace(self.view, folder=None)
+        self.say(f"Now on {library.db_path} with the model {library.model_spec}")
+        self.runner.changed.emit(EVERYTHING)
+        if model_changed and not library.read_only:
+            self.start_indexing(quiet=True)  # a new model needs its own embeddings of every photo
+        self.library_switched.emit(library)
+
+    def _switch_failed(self, exc: Exception, previous: Settings) -> None:
+        reason = describe_error(exc)
+        if isinstance(exc, DatabaseError):
+            self.settings = replace(self.settings, database=previous.database)
+            self._save_settings()
+            self.show_problem(dialogs.database_problem(self, reason, at_start=False))
+        else:
+            self.say(f"The new settings cannot be used: {reason}")
+        self.device_label.setText(self.library.model_spec)
+        self.library_switched.emit(exc)
+
+    def choose_clip_file(self) -> None:
+        """A CLIP weights file on disk becomes the model: clip:NAME/PATH (NAME: the current CLIP's, else ViT-B-16)."""
+        path, _ = QFileDialog.getOpenFileName(self, "A CLIP weights file (open_clip)", str(Path.home()),
+                                              "CLIP weights (*.bin *.pt *.pth *.safetensors);;All files (*)")
+        if not path:
+            return
+        spec = self.settings.model
+        name = split_clip_spec(spec[len("clip:"):])[0] if spec.startswith("clip:") else DEFAULT_CLIP
+        self.apply_settings(replace(self.settings, model=f"clip:{name or DEFAULT_CLIP}/{Path(path).resolve()}"))
+
+    def choose_database(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Library database", str(Path.home() / "library.sqlite"),
+                                              "SQLite database (*.sqlite);;All files (*)",
+                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        if path:
+            self.apply_settings(replace(self.settings, database=path), database_changed=True)
 
     # -- folders and indexing -----------------------------------------------------------------
 
     def refresh_folders(self) -> None:
+        self.runner.submit(self.library.folders, on_done=self._show_folders, on_error=self._job_failed)
+
+    def _show_folders(self, paths: list[str]) -> None:
+        """"All folders" first, then each folder; the one selected stays selected."""
+        current = self.view.folder if self.view.folder in paths else None
+        self.folder_paths_shown = list(paths)
+        self.folder_list.blockSignals(True)
         self.folder_list.clear()
-        self.folder_list.addItems(self.library.folders())
+        everything = QListWidgetItem("All folders")
+        everything.setData(Qt.ItemDataRole.UserRole, None)
+        self.folder_list.addItem(everything)
+        for path in paths:
+            item = QListWidgetItem(path)
+            item.setData(Qt.ItemDataRole.UserRole, path)
+            self.folder_list.addItem(item)
+        self.folder_list.setCurrentRow(paths.index(current) + 1 if current else 0)
+        self.folder_list.blockSignals(False)
+        self.remove_folder_button.setEnabled(current is not None and not self.library.read_only)
+        if current != self.view.folder:
+            self.view = replace(self.view, folder=current)
+            self.refresh_photos()
+        self._update_empty()
+        self.folders_refreshed.emit()
+
+    def folder_paths(self) -> list[str]:
+        """The library folders the list shows."""
+        return list(self.folder_paths_shown)
+
+    def selected_folder(self) -> str | None:
+        item = self.folder_list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def _folder_selection(self) -> None:
+        folder = self.selected_folder()
+        self.remove_folder_button.setEnabled(folder is not None and not self.library.read_only)
+        if folder != self.view.folder:
+            self.view = replace(self.view, folder=folder)
+            self.refresh_photos()
+
+    def _folder_menu(self, position) -> None:
+        item = self.folder_list.itemAt(position)
+        folder = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        if folder is None:
+            return
+        menu = QMenu(self)
+        menu.addAction("Remove from the library", lambda: self.confirm_remove_folder(folder))
+        menu.exec(self.folder_list.viewport().mapToGlobal(position))
 
     def choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Add a photo folder")
+        path = QFileDialog.getExistingDirectory(self, "Add a photo folder", start_folder())
         if path:
             self.add_folder(path)
 
     def add_folder(self, path: str, index: bool = True) -> None:
-        """Add a folder to the library (a quick database write) and index it."""
-        try:
-            self.library.add_folder(path)
-        except OSError as exc:
-            self.statusBar().showMessage(str(exc), 10000)
-            return
-        self.refresh_folders()
+        """Add a folder to the library (in the background) and index it."""
+        self.runner.submit(self.library.add_folder, path, changes={FOLDERS}, on_error=self._job_failed,
+                           on_done=lambda _id: self._folder_added(path, index))
+
+    def _folder_added(self, path: str, index: bool) -> None:
+        self.say(f"Added {path}")
         if index:
             self.start_indexing()
 
-    def start_indexing(self) -> None:
+    def confirm_remove_folder(self, folder: str | None) -> None:
+        if folder is None:
+            return
+        answer = QMessageBox.question(self, "Remove the folder",
+                                      f"Remove {folder} from the library? Its photos' scores and tags are "
+                                      "forgotten; the files themselves are not touched.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.remove_folder(folder)
+
+    def remove_folder(self, folder: str) -> None:
+        self.runner.submit(self.library.remove_folder, folder, changes={FOLDERS, PHOTOS, LABELS, TAGS},
+                           on_error=self._job_failed, on_done=lambda _result: self.say(f"Removed {folder}"))
+
+    def make_demo_photos(self) -> None:
+        """Photos of the demo model's world, written where the person says, then added and indexed."""
+        parent = QFileDialog.getExistingDirectory(
+            self, f"Where to make the demo photos (a folder {DEMO_FOLDER_NAME} is made there)", start_folder())
+        if parent:
+            self.write_demo_photos(parent)
+
+    def write_demo_photos(self, parent: str) -> None:
+        self.say(f"Writing {DEMO_COUNT} demo photos into {Path(parent) / DEMO_FOLDER_NAME}…", 0)
+        self.runner.submit(write_demo_folder, parent, on_done=self.add_folder,
+                           on_error=lambda exc: self.say(f"Demo photos not written: {describe_error(exc)}"))
+
+    def start_indexing(self, quiet: bool = False) -> None:
+        """Index every library folder in the background (`quiet`: asked for by a model change, not a person)."""
         if self.indexing:
+            self._index_again = self._index_again or quiet  # a run of the old model is stopping
+            return
+        if self.library.read_only:
+            if not quiet:
+                self.say(READ_ONLY_NOTE.format(path=self.library.db_path), 15000)
             return
         self.indexing = True
         self.cancel_flag.clear()
@@ -282,8 +645,9 @@ class MainWindow(QMainWindow):
         for widget in (self.progress_label, self.progress_bar, self.cancel_button):
             widget.show()
         self.cancel_button.setEnabled(True)
+        self._update_empty()
         self.runner.submit(self.library.index, cancel=self.cancel_flag, on_progress=self._index_progress,
-                           on_done=self._index_done, on_error=self._index_failed)
+                           on_done=self._index_done, on_error=self._index_failed, changes={PHOTOS, LABELS})
 
     def cancel_indexing(self) -> None:
         self.cancel_flag.set()
@@ -298,28 +662,78 @@ class MainWindow(QMainWindow):
 
     def _end_indexing(self) -> None:
         self.indexing = False
-        self.rescan_button.setEnabled(True)
+        self.rescan_button.setEnabled(not self.library.read_only)
         for widget in (self.progress_label, self.progress_bar, self.cancel_button):
             widget.hide()
+        if self._index_again:
+            self._index_again = False
+            QTimer.singleShot(0, lambda: self.start_indexing(quiet=True))
 
     def _index_done(self, report: IndexReport) -> None:
         self._end_indexing()
-        counts = ", ".join(f"{n} {what}" for what, n in report.counts().items() if n)
-        prefix = "Indexing cancelled" if report.cancelled else "Indexed"
-        self.statusBar().showMessage(f"{prefix}: {counts or 'nothing new'}", 10000)
-        self.refresh_photos()
-        self.refresh_labels()
+        if not self.folder_paths_shown and not any(report.counts().values()):
+            self.say("No folders to scan yet: Add folder… (or Make demo photos…) first")
+        else:
+            counts = ", ".join(f"{n} {what}" for what, n in report.counts().items() if n)
+            prefix = "Indexing cancelled" if report.cancelled else "Indexed"
+            message = f"{prefix}: {counts or 'nothing new'}"
+            if report.failed:
+                message += " (see Library → Files that could not be read…)"
+            self.say(message, 15000)
         self.indexing_finished.emit(report)
 
     def _index_failed(self, exc: Exception) -> None:
         self._end_indexing()
-        self._job_failed(exc)
+        if isinstance(exc, ModelUnavailable):
+            self._model_failed(exc)
+        self.say(f"Cannot index: {describe_error(exc, self.library.db_path)}", 15000)
         self.indexing_finished.emit(exc)
+
+    def _show_failure_count(self, failures: list[tuple[str, str]]) -> None:
+        count = len(failures)
+        self.failures_button.setText(f"{count} file{'s' if count != 1 else ''} could not be read…")
+        self.failures_button.setVisible(count > 0)
+        if self.failures_dialog is not None and self.failures_dialog.isVisible():
+            self.failures_dialog.show_failures(failures)
+
+    def show_failures(self) -> dialogs.FailuresDialog:
+        """The list of files that could not be read, and why (filled in the background)."""
+        if self.failures_dialog is None:
+            self.failures_dialog = dialogs.FailuresDialog(self)
+        self.failures_dialog.show()
+        self.failures_dialog.raise_()
+        self.runner.submit(self.library.failures, on_done=self.failures_dialog.show_failures,
+                           on_error=self._job_failed)
+        return self.failures_dialog
 
     # -- the grid and search ------------------------------------------------------------------
 
+    def _search_text_changed(self, _text: str) -> None:
+        if self.similar_to is not None:
+            self.similar_to = None
+            self.similar_chip.hide()
+        self.search_timer.start()
+
+    def _view_changed(self) -> None:
+        year = self.taken_box.currentData()
+        taken_from, taken_to = year_range(year) if year else (None, None)
+        self.view = replace(self.view, sort=self.sort_box.currentData(), taken_from=taken_from, taken_to=taken_to)
+        self.refresh_photos()
+
+    def _show_years(self, years: list[int]) -> None:
+        current = self.taken_box.currentData()
+        self.taken_box.blockSignals(True)
+        self.taken_box.clear()
+        self.taken_box.addItem("Taken: any time", None)
+        for year in years:
+            self.taken_box.addItem(f"Taken in {year}", year)
+        self.taken_box.setCurrentIndex(max(self.taken_box.findData(current), 0) if current else 0)
+        self.taken_box.blockSignals(False)
+        if current and self.taken_box.currentData() != current:
+            self._view_changed()
+
     def refresh_photos(self) -> None:
-        """Re-run the current search, or list all photos when there is none."""
+        """Re-run the current search, or list the photos when there is none."""
         self.search_timer.stop()
         self.run_search()
 
@@ -327,26 +741,62 @@ class MainWindow(QMainWindow):
         text = self.search_box.text().strip()
         self._search_generation += 1
         generation = self._search_generation
-        if not text:
-            self.runner.submit(self.library.photos, on_error=self._job_failed,
-                               on_done=lambda rows: self._show_all(generation, rows))
-            return
-        self.runner.submit(self.library.search, text, SEARCH_LIMIT, on_error=self._job_failed,
-                           on_done=lambda result: self._show_hits(generation, text, result))
+        similar = self.similar_to[0] if self.similar_to else None
+        self.runner.submit(find_photos, self.library, text, self.view, similar, on_error=self._job_failed,
+                           on_done=lambda result: self._show_photos(generation, text, result))
 
-    def _show_all(self, generation: int, rows: list[tuple[int, str]]) -> None:
-        if generation == self._search_generation:
-            self.photo_model.set_items([GridItem(photo_id, path) for photo_id, path in rows])
-            self.search_finished.emit("")
-
-    def _show_hits(self, generation: int, text: str, result: tuple[list[SearchHit], float | None]) -> None:
+    def _show_photos(self, generation: int, text: str, result: tuple[list[PhotoRow], float | None]) -> None:
         if generation != self._search_generation:
             return  # a newer search is on its way
-        hits, threshold = result
-        self.photo_model.set_items([GridItem(h.photo_id, h.path, h.score) for h in hits], threshold)
-        above = sum(self.photo_model.is_above(item) for item in self.photo_model.items)
-        self.statusBar().showMessage(f"{len(hits)} photos for {text!r}, {above} above the threshold", 5000)
+        rows, threshold = result
+        self.photo_model.set_items([GridItem(r.photo_id, r.path, r.score) for r in rows], threshold)
+        if text and self.similar_to is None:
+            above = sum(self.photo_model.is_above(item) for item in self.photo_model.items)
+            self.say(f"{len(rows)} photos for {text!r}, {above} above the threshold", 5000)
+        self._update_empty()
         self.search_finished.emit(text)
+
+    def _update_empty(self) -> None:
+        """The grid, or the page that says what to do when it has nothing to show."""
+        if self.photo_model.items:
+            self.pages.setCurrentWidget(self.grid)
+            return
+        no_folders = not self.folder_paths_shown
+        if self.indexing:
+            title, text = "Indexing…", "The photos appear here when the folders have been read."
+        elif no_folders:
+            title = "No photos yet"
+            text = ("Add a folder of photos: it is indexed at once, then type any words above to find photos "
+                    "and press Enter to keep them as a label.")
+            if self.library.model_spec == "demo":
+                text += (" The demo model only knows a world of coloured shapes: Make demo photos… writes "
+                         "photos of it to try it on.")
+        elif self.search_box.text().strip() or self.view.filtered or self.similar_to:
+            title, text = "No photos match", "Clear the search, choose All folders, or Taken: any time."
+        else:
+            title, text = "No photos in these folders", "Add another folder, or Rescan after adding photos."
+        self.empty_title.setText(title)
+        self.empty_text.setText(text)
+        guide = no_folders and not self.indexing
+        self.empty_add_button.setVisible(guide)
+        self.empty_demo_button.setVisible(guide)
+        self.pages.setCurrentWidget(self.empty_page)
+
+    def show_similar(self, photo_id: int) -> None:
+        """"More like this": the photos most like one, most alike first."""
+        path = next((item.path for item in self.photo_model.items if item.photo_id == photo_id), str(photo_id))
+        self.search_box.blockSignals(True)
+        self.search_box.clear()
+        self.search_box.blockSignals(False)
+        self.similar_to = (photo_id, path)
+        self.similar_chip.setText(f"Photos like {Path(path).name}  ✕")
+        self.similar_chip.show()
+        self.refresh_photos()
+
+    def clear_similar(self) -> None:
+        self.similar_to = None
+        self.similar_chip.hide()
+        self.refresh_photos()
 
     # -- labels and tags ----------------------------------------------------------------------
 
@@ -385,10 +835,15 @@ class MainWindow(QMainWindow):
         row = next(i for i, item in enumerate(self.photo_model.items) if item.photo_id == photo_ids[0])
         self.photo_view.show_photo(photo_ids[0], self.photo_model.items[row].path)
 
+    def saved_label(self, text: str) -> str | None:
+        """The saved label these words are, whatever their case and spacing ("Red  Boat" is "red boat")."""
+        key = " ".join(text.split()).casefold()
+        return next((label for label in self.label_texts() if label.casefold() == key), None) if key else None
+
     def _update_search_label(self) -> None:
-        """The photo view's heat map follows the search text when it is a saved label."""
-        text = self.search_box.text().strip()
-        self.photo_view.set_search_label(text if text in self.label_texts() else None)
+        """The photo view's heat map follows the search text when it is a saved label; its buttons the text."""
+        text = " ".join(self.search_box.text().split())
+        self.photo_view.set_search_label(self.saved_label(text), text or None)
 
     def label_texts(self) -> list[str]:
         return [self.label_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.label_list.count())]
@@ -397,35 +852,47 @@ class MainWindow(QMainWindow):
         text = self.search_box.text().strip()
         if not text:
             return
-        self.runner.submit(self.library.add_label, text, on_error=self._job_failed,
-                           on_done=lambda _id: self._label_saved(text))
-
-    def _label_saved(self, text: str) -> None:
-        self.statusBar().showMessage(f"Saved the label {text!r}", 5000)
-        self.refresh_labels()
+        self.runner.submit(self.library.add_label, text, on_error=self._job_failed, changes={LABELS},
+                           on_done=lambda _id: self.say(f"Saved the label {text!r}", 5000))
 
     def tag_selected(self, status: str) -> None:
-        """Accept or reject the search text as a tag on the selected photos."""
-        text = self.search_box.text().strip()
+        """Accept or reject the search text (else the selected label) as a tag on the selected photos."""
+        text = self.search_box.text().strip() or self.selected_label()
         photo_ids = self.grid.selected_photo_ids()
         if not text or not photo_ids:
-            self.statusBar().showMessage("Type a label and select photos to tag them", 5000)
+            self.say("Type a label (or select one) and select photos to tag them", 5000)
             return
+        self.runner.submit(self.library.decide, photo_ids, text, status, on_error=self._job_failed,
+                           on_done=self._decided, changes={TAGS, LABELS})
 
-        def tag_all() -> int:
-            for photo_id in photo_ids:
-                self.library.set_tag(photo_id, text, status)
-            return len(photo_ids)
+    def _decided(self, decision: Decision) -> None:
+        self.undo_stack.append(decision)
+        self._update_undo()
+        self.say(f"Done: {decision.describe()} (Ctrl+Z undoes it)", 5000)
 
-        self.runner.submit(tag_all, on_error=self._job_failed, on_done=lambda n: self._tagged(text, status, n))
+    def undo(self) -> None:
+        """Take back the last accept / reject decision."""
+        if not self.undo_stack:
+            self.say("Nothing to undo", 3000)
+            return
+        decision = self.undo_stack.pop()
+        self._update_undo()
+        self.runner.submit(self.library.undo, decision, on_error=self._job_failed, changes={TAGS, LABELS},
+                           on_done=lambda _result: self._undone(decision))
 
-    def _tagged(self, text: str, status: str, count: int) -> None:
-        self.statusBar().showMessage(f"{text!r} {status} on {count} photo(s)", 5000)
-        self.refresh_labels()
-        self.photo_view.refresh_labels()
+    def _undone(self, decision: Decision) -> None:
+        self.say(f"Undone: {decision.describe()}", 5000)
+        self.undone.emit(decision)
+
+    def _update_undo(self) -> None:
+        if self.undo_stack:
+            self.undo_action.setText(f"Undo {self.undo_stack[-1].describe()}")
+        else:
+            self.undo_action.setText("Undo")
+        self.undo_action.setEnabled(bool(self.undo_stack))
 
     def export_xmp(self) -> None:
-        self.statusBar().showMessage("Exporting XMP sidecars…")
+        self.say("Exporting XMP sidecars…", 0)
         self.runner.submit(self.library.export_xmp, on_done=self._exported, on_error=self._job_failed)
 
     def _exported(self, result: tuple[int, list[tuple[str, str]]]) -> None:
@@ -433,7 +900,7 @@ class MainWindow(QMainWindow):
         message = f"Wrote {written} XMP sidecar(s)"
         if problems:
             message += f"; {len(problems)} problem(s), first: {problems[0][0]}: {problems[0][1]}"
-        self.statusBar().showMessage(message, 10000)
+        self.say(message)
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -442,7 +909,9 @@ class MainWindow(QMainWindow):
         self.cancel_flag.set()
         self.search_timer.stop()
         self.threshold_panel.save_pending()
-        self.runner.wait()
+        if self.problem_dialog is not None:
+            self.problem_dialog.close()
+        self.runner.close()
         self.photo_model.wait()
         self.photo_view.wait()
         super().closeEvent(event)

@@ -3,6 +3,7 @@
 Thumbnails are kept in an on-disk cache (one small JPEG per photo, size and modification time), so a
 library of 50,000 photos decodes each photo once, not at every start.
 Double-click (or the context menu's "Open") opens a photo in the system viewer; photos can be dragged out as files.
+The context menu's "More like this" asks the window for the photos most like one.
 """
 
 import hashlib
@@ -229,6 +230,8 @@ class PhotoGrid(QListView):
 
     accept_requested = Signal()
     reject_requested = Signal()
+    similar_requested = Signal(int)  # "More like this" on a photo id
+    open_failed = Signal(str)  # no program opened this photo
 
     def __init__(self, parent=None, thumb_size: int = THUMB_SIZE):
         super().__init__(parent)
@@ -253,16 +256,21 @@ class PhotoGrid(QListView):
         if not index.isValid():
             return
         path = self.model().data(index, PhotoModel.PathRole)
-        if path:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+        if path and not QDesktopServices.openUrl(QUrl.fromLocalFile(path)):
+            self.open_failed.emit(path)
+
+    def context_menu(self, index: QModelIndex) -> QMenu:
+        """The menu of one photo: Open, More like this."""
+        menu = QMenu(self)
+        menu.addAction("Open", lambda: self.open_index(index))
+        photo_id = self.model().data(index, PhotoModel.PhotoIdRole)
+        menu.addAction("More like this", lambda: self.similar_requested.emit(photo_id))
+        return menu
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         index = self.indexAt(event.pos())
-        if not index.isValid():
-            return
-        menu = QMenu(self)
-        menu.addAction("Open", lambda: self.open_index(index))
-        menu.exec(event.globalPos())
+        if index.isValid():
+            self.context_menu(index).exec(event.globalPos())
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.modifiers():

@@ -1,5 +1,7 @@
 """The photo view: the selected photo larger, its path, and its best labels with Accept / Reject buttons.
 
+The buttons act on the current label, which they name: the selected row's, else the words in the search box.
+
 The image is read on a small thread pool of its own, like the grid's thumbnails; library calls go through the
 window's `LibraryRunner`.
 
@@ -25,9 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mkt_desktop.library import Library, PhotoLabel
+from mkt_desktop.library import Library, PhotoLabel, describe_error
 from mkt_desktop.ui.photo_grid import ThumbnailJob, ThumbnailSignals
-from mkt_desktop.ui.workers import LibraryRunner
+from mkt_desktop.ui.workers import LABELS, LIBRARY, PHOTOS, TAGS, LibraryRunner
 
 PREVIEW_SIZE = 512
 LABEL_LIMIT = 10
@@ -59,6 +61,10 @@ def with_heat_map(pixmap: QPixmap, grid: np.ndarray) -> QPixmap:
     return result
 
 
+def _short(label: str, limit: int = 24) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "\u2026"
+
+
 def score_text(score: float | None, threshold: float | None) -> str:
     """"0.612 / 0.580 ✓": the score against the label's threshold, ticked when at or above it."""
     if score is None:
@@ -69,11 +75,11 @@ def score_text(score: float | None, threshold: float | None) -> str:
 
 
 class PhotoView(QWidget):
-    """Shows one photo; `tagged` is emitted after Accept / Reject has been saved."""
+    """Shows one photo; `decided` carries each Accept / Reject once saved (the window's Undo takes it back)."""
 
     labels_shown = Signal(int)  # the photo id whose labels the table now shows
     heat_map_changed = Signal(bool)  # whether the photo is now drawn with a heat map
-    tagged = Signal(str, str)  # label, status
+    decided = Signal(object)  # the saved Decision
 
     def __init__(self, library: Library, runner: LibraryRunner, parent: QWidget | None = None):
         super().__init__(parent)
@@ -85,7 +91,8 @@ class PhotoView(QWidget):
         self._generation = 0
         self._image = QImage()
         self._plain = QPixmap()  # the photo scaled to the label, without a heat map
-        self.search_label: str | None = None  # the heat map's label when no row is selected
+        self.search_label: str | None = None  # the heat map's label when no row is selected (a saved label)
+        self.search_text: str | None = None  # the words in the search box: the buttons' label when no row is
         self._heat_grids: dict[tuple[int, str], np.ndarray | None] = {}
         self._heat_pending: set[tuple[int, str]] = set()
         self._heat_shown = False
@@ -95,6 +102,16 @@ class PhotoView(QWidget):
         self._signals.loaded.connect(self._image_loaded)
         self._build()
         self.clear()
+        runner.changed.connect(self._library_changed)
+
+    def _library_changed(self, changes: frozenset) -> None:
+        if LIBRARY in changes:
+            self.clear()
+            return
+        if PHOTOS in changes:
+            self._heat_grids.clear()  # new embeddings, new patch scores
+        if changes & {PHOTOS, LABELS, TAGS}:
+            self.refresh_labels()
 
     def _build(self) -> None:
         self.image_label = QLabel()
@@ -219,7 +236,10 @@ class PhotoView(QWidget):
         """The label the heat map is for: the selected row's, else the searched label's."""
         return self.selected_label() or self.search_label
 
-    def set_search_label(self, label: str | None) -> None:
+    def set_search_label(self, label: str | None, text: str | None = None) -> None:
+        """The searched words: `label` the saved label they are (for the heat map), `text` as typed."""
+        self.search_text = text or label
+        self._update_buttons()
         if label != self.search_label:
             self.search_label = label
             self._show_image()
@@ -273,24 +293,27 @@ class PhotoView(QWidget):
             return None
         return self.labels[rows[0].row()].label
 
+    def current_label(self) -> str | None:
+        """What Accept and Reject act on: the selected row's label, else the searched words."""
+        return self.selected_label() or self.search_label or self.search_text
+
     def _update_buttons(self) -> None:
-        enabled = self.selected_label() is not None
-        self.accept_button.setEnabled(enabled)
-        self.reject_button.setEnabled(enabled)
+        label = self.current_label() if self.photo_id is not None else None
+        for button, verb in ((self.accept_button, "Accept"), (self.reject_button, "Reject")):
+            button.setEnabled(label is not None)
+            button.setText(f"{verb} \u201c{_short(label)}\u201d" if label else verb)
+            button.setToolTip(f"{verb} the label \u201c{label}\u201d on this photo" if label else
+                              "Select a label in the table, or type one in the search box")
 
     def tag_selected_row(self, status: str) -> None:
-        label = self.selected_label()
+        label = self.current_label()
         if label is None or self.photo_id is None:
             return
-        self.runner.submit(self.library.set_tag, self.photo_id, label, status, on_error=self._failed,
-                           on_done=lambda _result: self._tagged(label, status))
-
-    def _tagged(self, label: str, status: str) -> None:
-        self.refresh_labels()
-        self.tagged.emit(label, status)
+        self.runner.submit(self.library.decide, [self.photo_id], label, status, on_error=self._failed,
+                           on_done=self.decided.emit, changes={TAGS, LABELS})
 
     def _failed(self, exc: Exception) -> None:
-        self.path_label.setText(f"{self.path or ''}\nError: {exc}")
+        self.path_label.setText(f"{self.path or ''}\nError: {describe_error(exc, self.library.db_path)}")
 
     def wait(self) -> None:
         self._pool.waitForDone()

@@ -1,5 +1,7 @@
 """The Settings dialog: model, device, batch size, thumbnail size and database location."""
 
+from pathlib import Path
+
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -16,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from mkt_desktop.settings import BATCH_SIZES, DEVICES, THUMBNAIL_SIZES, Settings
 
-MODEL_CHOICES = ("demo", "clip:ViT-B-16/openai", "clip:ViT-B-32/openai")
+MODEL_CHOICES = ("demo", "clip:ViT-B-16/openai", "clip:ViT-B-32/openai")  # or clip:NAME/PATH, a bundle folder
 
 
 class SettingsDialog(QDialog):
@@ -28,9 +30,14 @@ class SettingsDialog(QDialog):
         self.model_box.addItems(MODEL_CHOICES)
         self.model_box.setCurrentText(settings.model)
         self.model_box.setToolTip("'demo' (offline, knows only the synthetic world), an open_clip model as "
-                                  "clip:NAME/TAG (downloads its weights once), or a bundle folder")
+                                  "clip:NAME/TAG (downloads its weights once), clip:NAME/PATH (a local weights "
+                                  "file), or a bundle folder")
         browse_model = QPushButton("Bundle folder…")
         browse_model.clicked.connect(self._choose_bundle)
+        browse_clip = QPushButton("CLIP file…")
+        browse_clip.setToolTip("A CLIP weights file on disk (open_clip_pytorch_model.bin and the like): "
+                               "clip:NAME/PATH, no download")
+        browse_clip.clicked.connect(self._choose_clip_file)
         self.device_box = QComboBox()
         self.device_box.addItems(DEVICES)
         self.device_box.setCurrentText(settings.device)
@@ -48,13 +55,13 @@ class SettingsDialog(QDialog):
         browse_db.clicked.connect(self._choose_database)
 
         form = QFormLayout(self)
-        form.addRow("Model", _row(self.model_box, browse_model))
+        form.addRow("Model", _row(self.model_box, browse_model, browse_clip))
         form.addRow("Device", self.device_box)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Thumbnail size", self.thumb_spin)
         form.addRow("Database", _row(self.database_edit, browse_db))
-        note = QLabel("The thumbnail size applies at once; the model, device, batch size and database "
-                      "when the app is next started.")
+        note = QLabel("Everything applies when you press OK: another model is loaded and the photos are "
+                      "indexed for it; another database is opened (a new file is created).")
         note.setWordWrap(True)
         form.addRow(note)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -73,9 +80,18 @@ class SettingsDialog(QDialog):
         if folder:
             self.model_box.setCurrentText(folder)
 
+    def _choose_clip_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "A CLIP weights file (open_clip)", str(Path.home()),
+                                              "CLIP weights (*.bin *.pt *.pth *.safetensors);;All files (*)")
+        if path:
+            current = self.model_box.currentText().strip()
+            name = current[len("clip:"):].partition("/")[0] if current.startswith("clip:") else ""
+            self.model_box.setCurrentText(f"clip:{name or 'ViT-B-16'}/{Path(path).resolve()}")
+
     def _choose_database(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Library database", self.database_edit.text(),
-                                              "SQLite database (*.sqlite)")
+                                              "SQLite database (*.sqlite);;All files (*)",
+                                              options=QFileDialog.Option.DontConfirmOverwrite)
         if path:
             self.database_edit.setText(path)
 

@@ -15,8 +15,9 @@ def test_search_label_tag_export_and_reopen(qtbot, tmp_path, tiny_bundle):
     photos = write_photos(tmp_path / "photos", 6)
     db = tmp_path / "lib.sqlite"
     window = open_window(qtbot, db, tiny_bundle)
-    window.add_folder(str(tmp_path / "photos"), index=False)
-    assert window.folder_list.count() == 1
+    window.add_folder(str(tmp_path / "photos"), index=False)  # in the background, like every library call
+    qtbot.waitUntil(lambda: window.folder_paths() == [str((tmp_path / "photos").resolve())], timeout=WAIT_MS)
+    assert window.folder_list.item(0).text() == "All folders"
     index_through_ui(qtbot, window)
     assert window.photo_model.rowCount() == len(photos)
     qtbot.waitUntil(lambda: window.device_label.text() not in ("", "Loading the model…"), timeout=WAIT_MS)
@@ -69,8 +70,7 @@ def test_search_label_tag_export_and_reopen(qtbot, tmp_path, tiny_bundle):
     window.close()
     again = open_window(qtbot, db, tiny_bundle)
     wait_idle(qtbot, again)
-    assert [again.folder_list.item(i).text() for i in range(again.folder_list.count())] == [
-        str((tmp_path / "photos").resolve())]
+    assert again.folder_paths() == [str((tmp_path / "photos").resolve())]
     assert "red boat" in again.label_texts()
     assert again.photo_model.rowCount() == len(photos)
     again.close()

@@ -1,6 +1,7 @@
 """The threshold control of one saved label: a slider and a spin box over the label's range of scores.
 
 Moving either saves the threshold after a short pause (in the background); "Auto" goes back to the automatic one.
+New scores (photos indexed) reload the label's range; another library or model empties the panel.
 """
 
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from mkt_desktop.library import Library
-from mkt_desktop.ui.workers import LibraryRunner
+from mkt_desktop.ui.workers import LABELS, LIBRARY, PHOTOS, LibraryRunner
 
 SAVE_DELAY_MS = 300
 SLIDER_STEPS = 1000
@@ -49,6 +50,13 @@ class ThresholdPanel(QWidget):
         self._pending: tuple[str, float] | None = None
         self._build()
         self.show_label(None)
+        runner.changed.connect(self._library_changed)
+
+    def _library_changed(self, changes: frozenset) -> None:
+        if LIBRARY in changes:
+            self.show_label(None)
+        elif PHOTOS in changes and self.text is not None:
+            self.show_label(self.text)
 
     def _build(self) -> None:
         self.title = QLabel()
@@ -153,7 +161,7 @@ class ThresholdPanel(QWidget):
             return
         text, value = self._pending
         self._pending = None
-        self.runner.submit(self.library.set_threshold, text, value, on_error=self._failed,
+        self.runner.submit(self.library.set_threshold, text, value, on_error=self._failed, changes={LABELS},
                            on_done=lambda _result: self.threshold_saved.emit(text))
 
     def set_auto(self) -> None:
@@ -162,7 +170,7 @@ class ThresholdPanel(QWidget):
         self.save_timer.stop()
         self._pending = None
         text = self.text
-        self.runner.submit(self.library.set_threshold, text, None, on_error=self._failed,
+        self.runner.submit(self.library.set_threshold, text, None, on_error=self._failed, changes={LABELS},
                            on_done=lambda _result: self._auto_set(text))
 
     def _auto_set(self, text: str) -> None:
