@@ -6,10 +6,10 @@ DEMO_FOLDER_NAME = "mkt-demo-photos"
 DEMO_COUNT = 120
 
 
-def write_demo_folder(parent: str | Path, count: int = DEMO_COUNT, seed: int = 0) -> str:
+def write_demo_folder(parent: str | Path, count: int | None = None, seed: int = 0) -> str:
     """Photos of the demo model's synthetic world (coloured shapes) in `parent`/mkt-demo-photos; its path."""
     from mkt_core.synthetic.world import WorldSpec, write_demo_photos  # numpy and PIL only: no torch
 
     folder = Path(parent).expanduser() / DEMO_FOLDER_NAME
-    write_demo_photos(folder, count, seed, WorldSpec(image_size=160))
+    write_demo_photos(folder, count or DEMO_COUNT, seed, WorldSpec(image_size=160))
     return str(folder.resolve())

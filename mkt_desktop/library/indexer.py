@@ -67,10 +67,14 @@ class Indexer:
                     found.setdefault(item.path, (folder_id, item))
         with self.lib.Session() as session:
             known = {p.path: p for p in session.scalars(select(Photo).where(Photo.folder_id.in_(roots)))}
+            # content this model has embedded: a photo indexed by another model only is not unchanged for this one
+            embedded = set(session.scalars(
+                select(Embedding.content_hash).where(Embedding.model_id == self.lib.model_id)))
         todo = []
         for path, (folder_id, item) in found.items():
             row = known.get(path)
-            if row is not None and row.size == item.size and row.mtime_ns == item.mtime_ns and row.status != "missing":
+            if (row is not None and row.size == item.size and row.mtime_ns == item.mtime_ns and row.status != "missing"
+                    and (row.status == "failed" or row.content_hash in embedded)):
                 report.unchanged += 1
             else:
                 todo.append((folder_id, item))
