@@ -484,9 +484,31 @@ class EmbeddingStore:
             options = ort.SessionOptions()
             options.intra_op_num_threads = cpu_count()
             options.inter_op_num_threads = 1
-            graph = scoring_graph(self.num_patches, min(self.top_k, self.num_patches))
+            graph = self._cached_scoring_graph(self.num_patches, min(self.top_k, self.num_patches))
             self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         return self._session
+
+    def _cached_scoring_graph(self, num_patches: int, k: int) -> bytes:
+        """The scoring graph, kept in the store's folder: building it imports the `onnx` package, seconds of a
+        command-line search otherwise. The file name carries a hash of the code that builds it, so a changed
+        graph is never read stale; a read-only folder just builds it each time."""
+        import hashlib
+        import inspect
+
+        try:
+            source = inspect.getsource(scoring_graph)
+        except (OSError, TypeError):  # no source to hash (a frozen build): build it
+            return scoring_graph(num_patches, k)
+        key = hashlib.sha1(f"{source}\0{num_patches}\0{k}".encode()).hexdigest()[:16]
+        path = self.folder / f"scoring-{key}.onnx"
+        if path.is_file():
+            return path.read_bytes()
+        graph = scoring_graph(num_patches, k)
+        try:
+            _atomic_write(path, graph)
+        except OSError:
+            pass
+        return graph
 
 
 def scoring_graph(num_patches: int, k: int) -> bytes:

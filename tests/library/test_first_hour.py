@@ -226,13 +226,20 @@ def test_commands_that_only_read_the_library_load_no_model(tmp_path, tiny_bundle
     lib = Library(db_path=db, model=tiny_bundle)
     lib.labels(), lib.failures(), lib.browse()
     assert lib._engine is None  # the bundle's manifest is enough
-    script = "\n".join([
-        "import sys",
-        "from mkt_desktop.cli import main",
-        f"common = ['--db', {str(db)!r}, '--model', {tiny_bundle!r}]",
-        "main(['labels', 'list', *common]); main(['failures', *common])",
-        "print(sorted(m for m in ('onnxruntime', 'open_clip', 'timm', 'PySide6') if m in sys.modules))"])
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+    def loaded(*commands: str) -> list[str]:
+        script = "\n".join([
+            "import sys",
+            "from mkt_desktop.cli import main",
+            f"common = ['--db', {str(db)!r}, '--model', {tiny_bundle!r}]",
+            *[f"assert main([*{command.split()!r}, *common]) == 0" for command in commands],
+            "print(sorted(m for m in ('onnxruntime', 'onnx', 'torch', 'open_clip', 'timm', 'PySide6') "
+            "if m in sys.modules))"])
+        done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+    assert loaded("labels list", "failures", "photos") == []
+    loaded("search boat")  # the first search builds the store's scoring graph (the onnx package) and keeps it
+    assert loaded("search boat") == ["onnxruntime"]  # later ones read it: neither onnx nor torch
