@@ -1,6 +1,11 @@
-"""Take the README's screenshot: the app on the demo model after indexing demo photos and typing a label.
+"""Take the README's screenshots: the app on the demo model after indexing demo photos and typing a label,
+the first run (an empty library), and the dialog a model that cannot be loaded opens.
 
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshot.py docs/screenshots/demo-model.png
+    xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshot.py docs/screenshots/first-run.png \
+        --scene first-run
+    HF_HUB_OFFLINE=1 xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshot.py \
+        docs/screenshots/model-error.png --scene model-error    # clip:ViT-B-16/openai offline, not in the cache
 
 Needs Debian's xvfb, libxcb-icccm4, libxcb-keysyms1, libxcb-cursor0 and imagemagick (for `import`).
 
@@ -46,8 +51,36 @@ def grab_screen(window: MainWindow, out: str) -> None:
         window.grab().save(out)
 
 
-def main(out: str) -> int:
+def first_run(app: QApplication, out: str, model: str) -> int:
+    """A new library: the empty grid's guide, or the dialog of a model that cannot be loaded."""
+    with tempfile.TemporaryDirectory() as tmp:
+        window = MainWindow(Library(db_path=Path(tmp) / "library.sqlite", model=model))
+        window.resize(1280, 780)
+        window.show()
+        if model == "demo":
+            wait_until(app, lambda: not window.runner.busy() and window.note.isVisible())
+        else:
+            shown = []
+            window.problem_shown.connect(shown.append)
+            wait_until(app, lambda: shown and not window.runner.busy())
+
+        def grab_and_quit() -> None:
+            grab_screen(window, out)
+            app.quit()
+
+        QTimer.singleShot(1500, grab_and_quit)
+        app.exec()
+        window.close()
+    print(f"wrote {out}")
+    return 0
+
+
+def main(out: str, scene: str = "demo") -> int:
     app = QApplication(sys.argv[:1])
+    if scene == "first-run":
+        return first_run(app, out, "demo")
+    if scene == "model-error":
+        return first_run(app, out, "clip:ViT-B-16/openai")
     with tempfile.TemporaryDirectory() as tmp:
         photos = Path(tmp) / "demo-photos"
         write_demo_photos(photos, count=60, seed=7, world=WorldSpec(image_size=160))
@@ -80,4 +113,10 @@ def main(out: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "screenshot.png"))
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Take a screenshot of the window under X (Xvfb).")
+    parser.add_argument("out", nargs="?", default="screenshot.png")
+    parser.add_argument("--scene", default="demo", choices=("demo", "first-run", "model-error"))
+    arguments = parser.parse_args()
+    sys.exit(main(arguments.out, arguments.scene))

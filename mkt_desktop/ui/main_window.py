@@ -284,7 +284,7 @@ class MainWindow(QMainWindow):
         self.empty_title.setStyleSheet("font-size: 16pt; font-weight: bold;")
         self.empty_text = QLabel()
         self.empty_text.setWordWrap(True)
-        self.empty_text.setMaximumWidth(460)
+        self.empty_text.setAlignment(Qt.AlignmentFlag.AlignHCenter)
         self.empty_add_button = QPushButton("Add folder…")
         self.empty_demo_button = QPushButton("Make demo photos…")
         self.empty_demo_button.setToolTip(f"Write {DEMO_COUNT} photos of the demo model's world of coloured shapes "
@@ -297,9 +297,10 @@ class MainWindow(QMainWindow):
         buttons.addWidget(self.empty_demo_button)
         buttons.addStretch(1)
         layout = QVBoxLayout(page)
+        layout.setContentsMargins(48, 0, 48, 0)
         layout.addStretch(1)
-        for label in (self.empty_title, self.empty_text):
-            layout.addWidget(label, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(self.empty_title, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(self.empty_text)  # no alignment: a wrapped label gets the height its width needs
         layout.addSpacing(12)
         layout.addLayout(buttons)
         layout.addStretch(2)
@@ -440,8 +441,9 @@ class MainWindow(QMainWindow):
 
     def _job_failed(self, exc: Exception) -> None:
         if isinstance(exc, ModelUnavailable):
-            self._model_failed(exc)
-        self.say(f"Error: {describe_error(exc, self.library.db_path)}")
+            self._model_failed(exc)  # the banner says it
+        else:
+            self.say(f"Error: {describe_error(exc, self.library.db_path)}")
 
     def _show_device(self, description: str) -> None:
         self._model_loaded()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from mkt_desktop.library import Library
+from mkt_desktop.library import Library, describe_error
 from mkt_desktop.ui.workers import LABELS, LIBRARY, PHOTOS, LibraryRunner
 
 SAVE_DELAY_MS = 300
@@ -179,4 +179,4 @@ class ThresholdPanel(QWidget):
             self.show_label(text)
 
     def _failed(self, exc: Exception) -> None:
-        self.title.setText(f"Error: {exc}")
+        self.title.setText(f"Error: {describe_error(exc, self.library.db_path)}")
