@@ -284,9 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="machine-readable output (errors too: {\"error\": ...})")
 
     parser = Parser(prog="mkt-desktop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", dest="window_db", help="open the window on this library database")
-    parser.add_argument("--model", dest="window_model", help="open the window on this model (" + MODEL_HELP + ")")
-    parser.add_argument("--settings", dest="window_settings", help="the window's settings file")
+    parser.add_argument("--db", dest="window_db", metavar="PATH", help="open the window on this library database")
+    parser.add_argument("--model", dest="window_model", metavar="SPEC",
+                        help=f"open the window on this model ({MODEL_HELP})")
+    parser.add_argument("--settings", dest="window_settings", metavar="FILE", help="the window's settings file")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
     p = sub.add_parser("index", parents=[common], help="index folders (all library folders when none given)")
     p.add_argument("folders", nargs="*")
@@ -378,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             return _open_window(args)
+        args.db = args.db or args.window_db  # `mkt-desktop --db X search ...` means the same library
+        if args.window_model and args.model == "demo":
+            args.model = args.window_model
         if args.command == "labels" and args.action in ("add", "remove") and not args.text:
             raise UsageError(f"mkt-desktop labels: error: labels {args.action} needs at least one label")
         if args.command == "labels" and args.action == "rename" and len(args.text) != 2:
