@@ -7,7 +7,7 @@ the first run (an empty library), and the dialog a model that cannot be loaded o
     HF_HUB_OFFLINE=1 xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshot.py \
         docs/screenshots/model-error.png --scene model-error    # clip:ViT-B-16/openai offline, not in the cache
 
-Needs Debian's xvfb, libxcb-icccm4, libxcb-keysyms1, libxcb-cursor0 and imagemagick (for `import`).
+Needs Debian's xvfb, xauth, libxcb-icccm4, libxcb-keysyms1, libxcb-cursor0 and imagemagick (for `import`).
 
 Everything happens in a temporary folder (demo photos, library database); the real window is shown on
 the X display (Xvfb) and the screen is grabbed, so the picture is what a person would see.
