@@ -101,7 +101,7 @@ def cmd_search(args) -> int:
     lib = _library(args)
     view = _view(args)
     if view.filtered or view.sort != "best":
-        hits, threshold = lib.search(args.text, limit=None)
+        hits, threshold = lib.search(args.text, limit=1_000_000)  # all, filtered below
         rows = lib.browse(view, hits)[:args.limit]
         data = [{"path": r.path, "score": round(r.score, 6), "taken": r.taken.isoformat()} for r in rows]
         footer = f"(* at or above the threshold {threshold:.4f})" if threshold is not None else ""

@@ -241,5 +241,8 @@ def test_commands_that_only_read_the_library_load_no_model(tmp_path, tiny_bundle
         return json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
 
     assert loaded("labels list", "failures", "photos") == []
-    loaded("search boat")  # the first search builds the store's scoring graph (the onnx package) and keeps it
-    assert loaded("search boat") == ["onnxruntime"]  # later ones read it: neither onnx nor torch
+    assert loaded("search boat") == []  # a saved label (the vocabulary's) reads its score column: no model
+    # the first typed text builds the store's scoring graph (the onnx package) and keeps it; later ones
+    # read it: the text encoder's onnxruntime, neither onnx nor torch
+    loaded("search foggy")
+    assert loaded("search misty") == ["onnxruntime"]
