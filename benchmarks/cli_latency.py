@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/cli_latency.py --photos 500 --repeats 9
 
 Builds a library in a temporary folder (demo photos indexed with the demo model, three saved labels), then
-runs each command as a fresh process (`python -m mkt_desktop.cli ...`, the interpreter's start-up included)
+runs each command (a saved label's search reads its score column; typed words need the text encoder)
+as a fresh process (`python -m mkt_desktop.cli ...`, the interpreter's start-up included)
 `--repeats` times and prints one JSON object:
 
 - `commands`: per command, the median and the best wall-clock seconds, and which heavy modules it imported
@@ -85,7 +86,8 @@ def main() -> int:
             "labels list": ["labels", "list", *common],
             "failures": ["failures", *common],
             "photos --sort newest": ["photos", "--sort", "newest", *common],
-            "search (the demo model)": ["search", "red star", "--limit", "10", *common],
+            "search a saved label": ["search", "red star", "--limit", "10", *common],
+            "search typed words (the demo model)": ["search", "a purple ring on grey", "--limit", "10", *common],
         }
         baseline = {
             "python -c pass": measure([sys.executable, "-c", "pass"], env, args.repeats),
