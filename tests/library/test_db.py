@@ -31,16 +31,17 @@ def test_migrations_run_in_order_and_keep_the_data(tmp_path, monkeypatch):
     ran = []
 
     def add_note_column(conn):
-        ran.append("to 2")
+        ran.append("next")
         conn.execute(text("ALTER TABLE labels ADD COLUMN note TEXT"))
 
-    monkeypatch.setattr(db, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(db, "MIGRATIONS", [add_note_column])
+    new = db.SCHEMA_VERSION + 1
+    monkeypatch.setattr(db, "SCHEMA_VERSION", new)
+    monkeypatch.setattr(db, "MIGRATIONS", [*db.MIGRATIONS, add_note_column])
     db.open_database(path)
-    db.open_database(path)  # already at 2: nothing runs again
-    assert ran == ["to 2"]
+    db.open_database(path)  # already at the new version: nothing runs again
+    assert ran == ["next"]
     con = sqlite3.connect(path)
-    assert con.execute("SELECT version FROM schema_info").fetchone() == (2,)
+    assert con.execute("SELECT version FROM schema_info").fetchone() == (new,)
     assert con.execute("SELECT text, note FROM labels").fetchall() == [("red star", None)]
 
 
