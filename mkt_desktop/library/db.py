@@ -155,6 +155,13 @@ def _add_retry(conn) -> None:
 MIGRATIONS: list = [_add_retry]
 
 
+def begin_write(session: Session) -> None:
+    """Take the database's write lock now, before reading what to write (BEGIN IMMEDIATE): another process
+    cannot commit between this transaction's reads and its writes. Call it before anything else in the
+    session. Waits up to the busy timeout for another writer."""
+    session.execute(text("BEGIN IMMEDIATE"))
+
+
 def open_database(path: str | Path, read_only: bool = False) -> sessionmaker[Session]:
     """Open (creating or migrating) the library database at `path`; returns a session factory.
 
