@@ -1,0 +1,82 @@
+"""Real files, real databases and the real command line for the fault tests."""
+
+import contextlib
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+KILLER = Path(__file__).with_name("killer.py")
+KILLED = -9
+
+
+def photo(path: Path, seed: int, fmt: str | None = None) -> Path:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    pixels[:, : 8 * (seed % 7 + 1)] = (seed * 37) % 255
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, format=fmt)
+    return path
+
+
+def photos(folder: Path, count: int, start: int = 0) -> list[Path]:
+    return [photo(folder / f"p{i:03d}.jpg", i) for i in range(start, start + count)]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """`mkt-desktop ARGS`, in this process (a process of its own costs seconds of imports): the exit
+    code, stdout and stderr as subprocess.run gives them."""
+    from mkt_desktop.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["mkt-desktop", *args], code, out.getvalue(), err.getvalue())
+
+
+def cli_process(*args: str) -> subprocess.CompletedProcess:
+    """`mkt-desktop ARGS` in a process of its own (the code of this checkout)."""
+    return subprocess.run([sys.executable, "-m", "mkt_desktop.cli", *args], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+
+
+def killed_cli(step: str, after: int, *args: str) -> subprocess.CompletedProcess:
+    """`mkt-desktop ARGS`, killed with SIGKILL right after its `after`-th `step` (see killer.py)."""
+    return subprocess.run([sys.executable, str(KILLER), step, str(after), *args], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+
+
+def strict_json(text: str):
+    """json.loads that refuses NaN and Infinity, which are not JSON."""
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def sql(db: Path, query: str, *params) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def label_score_counts(db: Path) -> dict[str, int]:
+    """How many indexed photos each saved label has a score for."""
+    return dict(sql(db, "SELECT l.text, count(s.photo_id) FROM labels l LEFT JOIN scores s ON s.label_id = l.id "
+                        "AND s.photo_id IN (SELECT id FROM photos WHERE status = 'ok') GROUP BY l.id"))
+
+
+def scores_by_path(db: Path) -> dict[tuple[str, str], float]:
+    return {(Path(p).name, t): s for p, t, s in sql(
+        db, "SELECT p.path, l.text, s.score FROM scores s JOIN photos p ON p.id = s.photo_id "
+            "JOIN labels l ON l.id = s.label_id WHERE p.status = 'ok'")}
