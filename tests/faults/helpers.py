@@ -51,9 +51,10 @@ def cli_process(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def killed_cli(step: str, after: int, *args: str) -> subprocess.CompletedProcess:
-    """`mkt-desktop ARGS`, killed with SIGKILL right after its `after`-th `step` (see killer.py)."""
-    return subprocess.run([sys.executable, str(KILLER), step, str(after), *args], cwd=ROOT, env=_env(),
+def killed_cli(step: str, count: int, *args: str) -> subprocess.CompletedProcess:
+    """`mkt-desktop ARGS` in a process of its own, killed with SIGKILL at its `count`-th `step` (see killer.py);
+    returncode is KILLED if it was."""
+    return subprocess.run([sys.executable, str(KILLER), step, str(count), *args], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=600)
 
 
@@ -80,3 +81,10 @@ def scores_by_path(db: Path) -> dict[tuple[str, str], float]:
     return {(Path(p).name, t): s for p, t, s in sql(
         db, "SELECT p.path, l.text, s.score FROM scores s JOIN photos p ON p.id = s.photo_id "
             "JOIN labels l ON l.id = s.label_id WHERE p.status = 'ok'")}
+
+
+def make_version_1(db: Path) -> None:
+    """Turn a closed library database back into what versions before schema 2 wrote."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE photos DROP COLUMN retry")
+        conn.execute("UPDATE schema_info SET version = 1")

@@ -17,10 +17,11 @@ def indexed(tmp_path, tiny_bundle):
     return db, ["--db", str(db), "--model", tiny_bundle]
 
 
+@pytest.mark.slow
 def test_a_label_killed_while_being_saved_is_there_with_every_score_or_not_at_all(indexed, tiny_bundle):
     db, common = indexed
     after = 1
-    while (run := killed_cli("commit", after, "labels", "add", "red kite", *common)).returncode == KILLED:
+    while (run := killed_cli("after-commit", after, "labels", "add", "red kite", *common)).returncode == KILLED:
         counts = label_score_counts(db)
         assert counts.get("red kite", 6) == 6, f"killed after commit {after}: {counts.get('red kite')} scores"
         after += 1
@@ -28,11 +29,13 @@ def test_a_label_killed_while_being_saved_is_there_with_every_score_or_not_at_al
     assert label_score_counts(db)["red kite"] == 6
 
 
+@pytest.mark.slow
 def test_a_tag_killed_while_being_saved_leaves_its_label_scored(indexed, tmp_path):
     db, common = indexed
     target = str(tmp_path / "photos" / "p001.jpg")
     after = 1
-    while (run := killed_cli("commit", after, "tags", target, "--accept", "sea gull", *common)).returncode == KILLED:
+    tag = ["tags", target, "--accept", "sea gull", *common]
+    while (run := killed_cli("after-commit", after, *tag)).returncode == KILLED:
         assert label_score_counts(db).get("sea gull", 6) == 6, f"killed after commit {after}"
         after += 1
     assert run.returncode == 0, run.stderr

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from mkt_desktop.library.library import Library
-from tests.faults.helpers import cli_process, label_score_counts, photos, sql
+from tests.faults.helpers import cli_process, label_score_counts, make_version_1, photos, sql
 
 
 def test_a_window_sees_photos_the_command_line_indexed_meanwhile(tmp_path, tiny_bundle):
@@ -43,7 +43,7 @@ def test_a_label_saved_in_the_window_is_scored_for_photos_indexed_elsewhere(tmp_
 
 
 def test_scores_a_label_lacks_are_filled_in_by_the_next_index(tmp_path, tiny_bundle):
-    """What an older window left: a label scored only for the photos it knew of."""
+    """What an older version's window left: a label scored only for the photos it knew of."""
     db = tmp_path / "lib.sqlite"
     photos(tmp_path / "photos", 10)
     lib = Library(db_path=db, model=tiny_bundle)
@@ -51,9 +51,12 @@ def test_scores_a_label_lacks_are_filled_in_by_the_next_index(tmp_path, tiny_bun
     lib.add_label("red kite")
     sql(db, "DELETE FROM scores WHERE label_id = (SELECT id FROM labels WHERE text = 'red kite') "
             "AND photo_id IN (SELECT id FROM photos ORDER BY id LIMIT 6)")
+    del lib
+    make_version_1(db)
     assert label_score_counts(db)["red kite"] == 4
 
-    report = Library(db_path=db, model=tiny_bundle).index()
+    lib = Library(db_path=db, model=tiny_bundle)
+    report = lib.index()
     assert report.unchanged == 10 and report.filled == 6
     assert label_score_counts(db)["red kite"] == 10
     hits, _ = lib.search("red kite", limit=100)
