@@ -51,6 +51,18 @@ def cli_process(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+def cli_processes_at_once(count: int, *args: str) -> list[subprocess.CompletedProcess]:
+    """`mkt-desktop ARGS` in `count` processes started together."""
+    command = [sys.executable, "-m", "mkt_desktop.cli", *args]
+    running = [subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(count)]
+    done = []
+    for process in running:
+        out, err = process.communicate(timeout=600)
+        done.append(subprocess.CompletedProcess(command, process.returncode, out, err))
+    return done
+
+
 def killed_cli(step: str, count: int, *args: str) -> subprocess.CompletedProcess:
     """`mkt-desktop ARGS` in a process of its own, killed with SIGKILL at its `count`-th `step` (see killer.py);
     returncode is KILLED if it was."""
