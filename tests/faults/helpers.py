@@ -83,20 +83,27 @@ def sql(db: Path, query: str, *params) -> list[tuple]:
         return conn.execute(query, params).fetchall()
 
 
-def label_score_counts(db: Path) -> dict[str, int]:
-    """How many indexed photos each saved label has a score for."""
-    return dict(sql(db, "SELECT l.text, count(s.photo_id) FROM labels l LEFT JOIN scores s ON s.label_id = l.id "
-                        "AND s.photo_id IN (SELECT id FROM photos WHERE status = 'ok') GROUP BY l.id"))
+def _fresh_library(db: Path, model: str):
+    from mkt_desktop.library.library import Library
+
+    return Library(db_path=db, model=model, vocabulary=False)  # as another process opens it
 
 
-def scores_by_path(db: Path) -> dict[tuple[str, str], float]:
-    return {(Path(p).name, t): s for p, t, s in sql(
-        db, "SELECT p.path, l.text, s.score FROM scores s JOIN photos p ON p.id = s.photo_id "
-            "JOIN labels l ON l.id = s.label_id WHERE p.status = 'ok'")}
+def label_score_counts(db: Path, model: str) -> dict[str, int]:
+    """How many indexed photos each saved label has a finite score for, as a new process sees them."""
+    lib = _fresh_library(db, model)
+    texts = lib.vocabulary_labels()
+    _, columns = lib.label_scores(texts)
+    return {text: 0 if column is None else int(np.isfinite(column).sum())
+            for text, column in zip(texts, columns, strict=True)}
 
 
-def make_version_1(db: Path) -> None:
-    """Turn a closed library database back into what versions before schema 2 wrote."""
-    with sqlite3.connect(db) as conn:
-        conn.execute("ALTER TABLE photos DROP COLUMN retry")
-        conn.execute("UPDATE schema_info SET version = 1")
+def scores_by_path(db: Path, model: str) -> dict[tuple[str, str], float]:
+    """{(photo file name, label): score} of every indexed photo and saved label."""
+    lib = _fresh_library(db, model)
+    texts = lib.vocabulary_labels()
+    snapshot, columns = lib.label_scores(texts)
+    names = {photo_id: Path(path).name for photo_id, path in lib.photos()}
+    return {(names[int(photo_id)], text): float(column[i]) for text, column in zip(texts, columns, strict=True)
+            for i, photo_id in enumerate(snapshot.photo_ids)}
+

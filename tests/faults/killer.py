@@ -38,7 +38,7 @@ def main() -> int:
 
         _kill_at(Session, "commit", steps, before=False)
     elif what == "after-append":
-        from mkt_core.store import EmbeddingStore
+        from mkt_core.runtime.store import EmbeddingStore
 
         _kill_at(EmbeddingStore, "append_codes", steps, before=False)
     elif what == "before-replace":

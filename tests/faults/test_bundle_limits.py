@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from mkt_core.bundle import MANIFEST_FILE, BundleError, load_bundle
-from mkt_desktop.library.model_source import DEMO_MODEL
+from mkt_core.assets import DEMO_MODEL
+from mkt_core.runtime.bundle import MANIFEST_FILE, BundleError, load_bundle
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def test_two_indexers_embedding_the_same_photos_at_once_both_finish_with_one_cop
     assert interleaved[0].indexed == 20 and report.failed == 0
     assert report.indexed + report.reused + report.unchanged == 20
     assert sql(db, "SELECT count(*) FROM photos") == [(20,)] and sql(db, "SELECT count(*) FROM embeddings") == [(20,)]
-    assert set(label_score_counts(db).values()) == {20}
+    assert set(label_score_counts(db, tiny_bundle).values()) == {20}
     assert len(first.search("red kite", limit=100)[0]) == 20
 
 
@@ -43,4 +43,4 @@ def test_two_index_processes_at_once_on_one_library(tmp_path, tiny_bundle):
         assert strict_json(run.stdout)["failed"] == 0
     assert sql(db, "SELECT count(*) FROM photos WHERE status = 'ok'") == [(40,)]
     assert sql(db, "SELECT count(*) FROM embeddings") == [(40,)]
-    assert set(label_score_counts(db).values()) == {40}
+    assert set(label_score_counts(db, tiny_bundle).values()) == {40}

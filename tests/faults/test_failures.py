@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from mkt_core.engine import Engine
+from mkt_core.runtime.engine import Engine
 from mkt_desktop.library import indexer
 from mkt_desktop.library.db import Embedding, open_database
 from mkt_desktop.library.library import Library
@@ -135,7 +135,7 @@ def test_byte_identical_broken_files_each_get_their_row_and_are_not_read_again(t
 
 def _nan_for(paths: set[str], monkeypatch) -> None:
     """The engine gives NaN for the images of these files (a broken model; found by their pixels)."""
-    from mkt_core.image_pipeline import Preprocess
+    from mkt_core.runtime.image_pipeline import Preprocess
 
     real = Engine.encode_images
     poisoned = []

@@ -15,7 +15,7 @@ def _prepared(db, folder, bundle) -> Library:
     return lib
 
 
-def _check(db, lib_of, total: int) -> None:
+def _check(db, lib_of, total: int, bundle: str) -> None:
     """What must hold after any kill: a sound database, every committed photo in the store, every saved
     label scored for every committed photo."""
     assert sql(db, "PRAGMA integrity_check") == [("ok",)]
@@ -25,7 +25,7 @@ def _check(db, lib_of, total: int) -> None:
     stored = set(lib.store.ids.tolist())
     embedding_ids = {e for (e,) in sql(db, "SELECT id FROM embeddings")}
     assert embedding_ids <= stored
-    assert set(label_score_counts(db).values()) <= {committed}
+    assert set(label_score_counts(db, bundle).values()) <= {committed}
 
 
 @pytest.mark.slow
@@ -34,7 +34,7 @@ def test_index_killed_at_every_step_then_rerun_gives_the_library_of_a_clean_run(
     photos(folder, 24)  # two batches of 16
     clean_db = tmp_path / "clean" / "lib.sqlite"
     _prepared(clean_db, folder, tiny_bundle).index()
-    clean = scores_by_path(clean_db)
+    clean = scores_by_path(clean_db, tiny_bundle)
 
     # Right after each store append (nothing of its batch committed yet) and after each commit.
     steps = [("after-append", n) for n in (1, 2)] + [("after-commit", n) for n in range(1, 20)]
@@ -49,13 +49,13 @@ def test_index_killed_at_every_step_then_rerun_gives_the_library_of_a_clean_run(
                 break  # the run has fewer commits than that: every one was hit
             continue
         killed_at.append((step, count))
-        _check(db, lambda db=db: Library(db_path=db, model=tiny_bundle), 24)
+        _check(db, lambda db=db: Library(db_path=db, model=tiny_bundle), 24, tiny_bundle)
         report = Library(db_path=db, model=tiny_bundle).index()
         assert report.failed == 0 and report.indexed + report.reused + report.unchanged == 24, (step, count)
         lib = Library(db_path=db, model=tiny_bundle)
         assert lib.photo_count() == 24 and len(lib.store) == 24, (step, count)
         assert sql(db, "SELECT count(*) FROM embeddings") == [(24,)]
-        killed = scores_by_path(db)
+        killed = scores_by_path(db, tiny_bundle)
         assert killed.keys() == clean.keys(), (step, count)
         worst = max(abs(killed[key] - clean[key]) for key in clean)
         assert worst < 1e-5, f"killed {step} {count}, then rerun: scores up to {worst} away from a clean run"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mkt_core.checkpoint import UnsafeCheckpointError, safe_torch_load
 from mkt_core.data.safe_pickle import UnsafePickleError, load_name_list
+from mkt_core.model.safe_load import UnsafeCheckpointError, safe_torch_load
 from mkt_desktop.library.library import Library
 from tests.faults.helpers import photos
 
