@@ -13,6 +13,7 @@
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -57,8 +58,23 @@ def _photo_lines(rows, threshold=None) -> list[str]:
     return lines
 
 
+def _json_safe(data):
+    """Data as strict JSON holds it: a non-finite number (which json.dumps writes as NaN) becomes null."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: _json_safe(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_json_safe(value) for value in data]
+    return data
+
+
 def _emit(args, data, text: str) -> None:
-    print(json.dumps(data, ensure_ascii=False) if args.json else text)
+    print(json.dumps(_json_safe(data), ensure_ascii=False, allow_nan=False) if args.json else text)
+
+
+def _warn(args, what: str) -> None:
+    print(f"mkt-desktop {args.command}: warning: {what}", file=sys.stderr)
 
 
 def cmd_index(args) -> int:
@@ -85,10 +101,12 @@ def cmd_index(args) -> int:
             bar.refresh()
 
     try:
-        report = lib.index(args.folders, progress=progress)
+        report = lib.index(args.folders, progress=progress, retry_failed=args.retry_failed)
     finally:
         if bar is not None:
             bar.close()
+    for label, reason in report.skipped_labels:
+        _warn(args, f"label {label!r} not scored: {reason} (rename or remove it)")
     counts = report.counts()
     text = ", ".join(f"{k} {v}" for k, v in counts.items())
     if report.failures and not args.json:
@@ -155,8 +173,7 @@ def cmd_where(args) -> int:
 def cmd_labels(args) -> int:
     lib = _library(args)
     if args.action == "add":
-        for text in args.text:
-            lib.add_label(text, threshold=args.threshold)
+        lib.add_labels(args.text, threshold=args.threshold)  # all checked first: one bad label saves none
     elif args.action == "remove":
         for text in args.text:
             lib.remove_label(text)
@@ -199,23 +216,29 @@ def cmd_failures(args) -> int:
 def cmd_export(args) -> int:
     from mkt_desktop.library.export import write_csv, write_json
 
+    if not (args.xmp or args.csv or args.json_file):
+        raise UsageError("mkt-desktop export: give --xmp, --csv FILE or --json-file FILE")
     lib = _library(args)
     result: dict = {}
+    errors = []  # one export that cannot be written does not stop the others
     if args.xmp:
         written, problems = lib.export_xmp()
         result["xmp_written"] = written
         result["xmp_problems"] = [{"path": p, "reason": r} for p, r in problems]
+        for path, reason in problems:
+            _warn(args, f"{path}: {reason}")
     rows = lib.export_rows() if (args.csv or args.json_file) else []
-    if args.csv:
-        write_csv(rows, args.csv)
-        result["csv"] = args.csv
-    if args.json_file:
-        write_json(rows, args.json_file)
-        result["json"] = args.json_file
-    if not result:
-        raise UsageError("mkt-desktop export: give --xmp, --csv FILE or --json-file FILE")
-    _emit(args, result, "\n".join(f"{k}: {v}" for k, v in result.items()))
-    return 0
+    for key, path, writer in (("csv", args.csv, write_csv), ("json", args.json_file, write_json)):
+        if path:
+            try:
+                writer(rows, path)
+                result[key] = path
+            except (OSError, ValueError) as exc:
+                errors.append(f"{path}: {exc}")
+    for error in errors:
+        print(f"mkt-desktop export: error: {error}", file=sys.stderr)
+    _emit(args, result, "\n".join(f"{k}: {v}" for k, v in result.items() if k != "xmp_problems"))
+    return 1 if errors else 0
 
 
 def _cache_dir(args):
@@ -291,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
     p = sub.add_parser("index", parents=[common], help="index folders (all library folders when none given)")
     p.add_argument("folders", nargs="*")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="read every failed file again (failures that may pass are retried anyway)")
     p.set_defaults(func=cmd_index)
     p = sub.add_parser("search", parents=[common], help="photos that match any text, best first")
     p.add_argument("text")

@@ -20,6 +20,7 @@ bundle (the ONNX export) is `mkt_core.model.export`; so is the torch fallback, l
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,13 @@ class Bundle:
         return load_torch_models(self)
 
 
+# What the format allows. The runtime allocates from these numbers (a decoded photo is image_size^2 x 3
+# floats, a batch's local output B x num_patches x embed_dim), so a manifest may not ask for more:
+# 1024 px is above every CLIP / ViT input in use (336-518), 4096 above every embedding width (<= 1664).
+LIMITS = {"image_size": (16, 1024), "embed_dim": (1, 4096), "num_patches": (0, 4096), "patch_grid": (0, 64),
+          "top_k": (0, 4096), "context_length": (3, 1024)}
+TOKEN_IDS = 49408  # the CLIP BPE vocabulary of the runtime tokenizer (runtime/tokenizer.py)
+
 _REQUIRED = {"kind": str, "embed_dim": int, "image_size": int, "mean": list, "std": list, "num_patches": int,
              "top_k": int, "prompt": dict, "files": dict, "fingerprint": str, "torch": dict}
 
@@ -225,6 +233,7 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
         PromptSpec.from_dict(manifest["prompt"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{manifest_path}: malformed: field 'prompt': {exc!r}") from exc
+    _check_numbers(manifest, manifest_path)
     for role in ("image_encoder", "text_encoder", "weights"):
         name = manifest["files"].get(role)
         if not isinstance(name, str) or Path(name).name != name:
@@ -240,3 +249,51 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
             raise BundleError(f"{bundle.file('weights')}: weights do not match the fingerprint in {manifest_path} "
                               "(the file was changed or damaged)")
     return bundle
+
+
+def _check_numbers(manifest: dict[str, Any], manifest_path: Path) -> None:
+    """Every number the runtime sizes memory or indexes with, within LIMITS and consistent with the others."""
+
+    def bad(field: str, value: Any, rule: str) -> BundleError:
+        return BundleError(f"{manifest_path}: field {field!r} is {value!r}; {rule}")
+
+    def bounded(field: str, value: Any, limits: str) -> int:
+        low, high = LIMITS[limits]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise bad(field, value, f"it must be a whole number from {low} to {high}")
+        return value
+
+    for key in ("image_size", "embed_dim", "num_patches", "top_k"):
+        bounded(key, manifest[key], key)
+    for key in ("mean", "std"):
+        values = manifest[key]
+        if len(values) != 3 or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                                       for v in values):
+            raise bad(key, values, "it must be 3 finite numbers (one per colour channel)")
+    if not all(v > 0 for v in manifest["std"]):
+        raise bad("std", manifest["std"], "every value must be above 0 (photos are divided by it)")
+    if manifest.get("resize", "squash") not in ("squash", "center_crop"):
+        raise bad("resize", manifest.get("resize"), "it must be 'squash' or 'center_crop'")
+    patches, top_k = manifest["num_patches"], manifest["top_k"]
+    grid = manifest.get("patch_grid", [0, 0])
+    if not isinstance(grid, list) or len(grid) != 2:
+        raise bad("patch_grid", grid, "it must be [rows, columns]")
+    rows, cols = (bounded("patch_grid", g, "patch_grid") for g in grid)
+    if manifest["kind"] == "mkt":
+        if rows * cols != patches or not patches:
+            raise bad("num_patches", patches,
+                      f"a model of kind 'mkt' needs patch_grid rows x columns ({rows} x {cols}), at least 1")
+        if not 1 <= top_k <= patches:
+            raise bad("top_k", top_k, f"it must be from 1 to num_patches ({patches})")
+    prompt = manifest["prompt"]
+    context = bounded("prompt.context_length", prompt["context_length"], "context_length")
+    for key in ("sot_id", "eot_id"):
+        if isinstance(prompt[key], bool) or not isinstance(prompt[key], int) or not 0 <= prompt[key] < TOKEN_IDS:
+            raise bad(f"prompt.{key}", prompt[key], f"it must be a token id from 0 to {TOKEN_IDS - 1}")
+    for key in ("prefix_ids", "suffix_ids"):
+        ids = prompt[key]
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < TOKEN_IDS
+                                                for i in ids):
+            raise bad(f"prompt.{key}", ids, f"it must be a list of token ids from 0 to {TOKEN_IDS - 1}")
+    if context - 2 - len(prompt["prefix_ids"]) - len(prompt["suffix_ids"]) < 1:
+        raise bad("prompt.context_length", context, "the prompt leaves no room for a label")

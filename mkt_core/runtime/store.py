@@ -198,11 +198,7 @@ class EmbeddingStore:
             meta = _upgrade_from_version_1(folder, meta)
         if meta.get("version") not in (1, VERSION):
             raise StoreError(f"{path}: store version {meta.get('version')!r}; this program reads version {VERSION}")
-        codec = None
-        if (folder / "codec.npz").is_file():
-            with np.load(folder / "codec.npz") as data:
-                codec = LocalCodec(data["mean"], data["components"], data["scales"])
-        return cls(folder, meta, codec, writable)
+        return cls(folder, meta, _load_codec(folder), writable)
 
     def _set_codec(self, codec: LocalCodec) -> None:
         if codec.dims != self.local_dims or codec.mean.shape != (self.embed_dim,):
@@ -218,12 +214,21 @@ class EmbeddingStore:
     # -- reading ------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Re-read the committed count (another process may have appended) and re-map the data."""
+        """Re-read the committed count (another process may have appended) and re-map the data.
+
+        Cheap when nothing was appended (one small read and a few stats), so a reader may call it before
+        every query. The codec another process fitted with its first append is picked up too.
+        """
+        if self.codec is None and self.num_patches:
+            self.codec = _load_codec(self.folder)
         committed = _read_count(self.folder / "count")
         # a count ahead of the data (cannot happen with fsync, but disks lie): trust the data
         rows = [(self.folder / f"{name}.bin").stat().st_size // size for name, size in self.row_bytes.items()
                 if not (name == "scale" and self.meta["version"] == 1)]
-        self._count = min([committed, *rows])
+        count = min([committed, *rows])
+        if count == self._count and (count == 0 or self._global is not None):
+            return  # the store only grows: the same count is the same data
+        self._count = count
         if self._summary is not None and len(self._summary) != self._count:
             self._summary = self._summary_scale = None
         if self._count:
@@ -288,6 +293,7 @@ class EmbeddingStore:
             if local_emb is None or local_emb.shape != (len(ids), self.num_patches, self.embed_dim):
                 shape = None if local_emb is None else list(local_emb.shape)
                 raise ValueError(f"local_emb must be [{len(ids)}, {self.num_patches}, {self.embed_dim}], got {shape}")
+            self.refresh()  # another writer may have fitted the codec meanwhile: never fit a second one
             if self.codec is None:
                 self._set_codec(LocalCodec.fit(local_emb, self.local_dims))
         codes, token_scale = self.codec.encode(local_emb) if self.num_patches else (None, None)
@@ -600,6 +606,13 @@ def _upgrade_from_version_1(folder: Path, meta: dict) -> dict:
     meta = {**meta, "version": VERSION}
     _atomic_write(folder / "store.json", json.dumps(meta, indent=2).encode())
     return meta
+
+
+def _load_codec(folder: Path) -> LocalCodec | None:
+    if not (folder / "codec.npz").is_file():
+        return None
+    with np.load(folder / "codec.npz") as data:
+        return LocalCodec(data["mean"], data["components"], data["scales"])
 
 
 def _read_count(path: Path) -> int:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import (
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -30,7 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class DatabaseError(RuntimeError):
@@ -73,6 +74,8 @@ class Photo(Base):
     # so that the same content reappearing elsewhere (a move) keeps its tags and scores
     status: Mapped[str] = mapped_column(String(16), default="ok", index=True)
     error: Mapped[str | None] = mapped_column(Text)
+    # a failure the next run tries again: its cause may pass (a permission, a file being written, the model)
+    retry: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
     indexed: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -139,8 +142,24 @@ def database_writable(path: str | Path) -> bool:
     return True  # a new library: creating it says whether it can be
 
 
+def _add_retry(conn) -> None:
+    """1 -> 2: photos.retry. Failures recorded before it are tried once more: version 1 kept every failure
+    for good, a fixed permission or a file that was being copied included."""
+    columns = [row[1] for row in conn.execute(text("PRAGMA table_info(photos)"))]
+    if "retry" not in columns:  # another process may have just migrated it
+        conn.execute(text("ALTER TABLE photos ADD COLUMN retry BOOLEAN NOT NULL DEFAULT 0"))
+    conn.execute(text("UPDATE photos SET retry = 1 WHERE status = 'failed'"))
+
+
 # Each migration takes the database from version i to i + 1; version 1 is create_all.
-MIGRATIONS: list = []
+MIGRATIONS: list = [_add_retry]
+
+
+def begin_write(session: Session) -> None:
+    """Take the database's write lock now, before reading what to write (BEGIN IMMEDIATE): another process
+    cannot commit between this transaction's reads and its writes. Call it before anything else in the
+    session. Waits up to the busy timeout for another writer."""
+    session.execute(text("BEGIN IMMEDIATE"))
 
 
 def open_database(path: str | Path, read_only: bool = False) -> sessionmaker[Session]:

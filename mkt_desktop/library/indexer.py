@@ -1,14 +1,18 @@
 """Incremental indexing: files on disk -> photos and embeddings, committed batch by batch.
 
-- An unchanged file (same size and mtime) is not read again.
+- An unchanged file (same size and mtime, already embedded by this model) is not read again.
 - A file whose content is already known (same hash) is not run through the model: a moved or
   renamed photo takes over its old row, keeping its tags; a byte-identical duplicate shares the
   embedding.
 - No score is written here: a label's scores are computed from the store when first needed
   (`scores.py`), so a photo indexed by any process is scored for every label, saved before or after.
-- Work is committed in small batches (store append, fsync, then the database commit): a run
+- A batch is one transaction: the store append (fsynced) first, then one database commit of its
+  embeddings, photos and failures, under the write lock taken before reading what to write. A run
   killed at any moment loses at most the batch in flight; the next run starts where it stopped.
-- A file that cannot be read is recorded with a plain reason and the run goes on.
+- A file that cannot be read is recorded with a plain reason, every path its own row, and the run
+  goes on. A failure whose cause may pass (a permission, a file being written, the model's output)
+  is tried again on the next run; `retry_failed` tries every failure again.
+- A model output that is not finite (NaN, infinity) is refused before anything is stored.
 """
 
 import os
@@ -20,8 +24,19 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mkt_desktop.library.db import Embedding, Folder, Photo, utcnow
-from mkt_desktop.library.scanner import FileChanged, FoundFile, ScanProblem, exif_taken_at, hash_stable, scan
+from mkt_desktop.library.db import Embedding, Folder, Photo, begin_write, utcnow
+from mkt_desktop.library.scanner import (
+    FileChanged,
+    FoundFile,
+    ScanProblem,
+    exif_taken_at,
+    hash_stable,
+    jpeg_problem,
+    scan,
+)
+
+CHANGED = "the file changed while being read"
+NOT_FINITE = "the model gave non-finite values (NaN or infinity) for this photo; it is tried again on the next run"
 
 
 @dataclass
@@ -33,6 +48,7 @@ class IndexReport:
     removed: int = 0
     cancelled: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)
+    skipped_labels: list[tuple[str, str]] = field(default_factory=list)  # saved labels not scored, and why
 
     def counts(self) -> dict[str, int]:
         return {"indexed": self.indexed, "reused": self.reused, "unchanged": self.unchanged,
@@ -47,34 +63,45 @@ class Progress:
     eta_seconds: float | None
 
 
+@dataclass
+class _Failure:
+    path: str
+    folder_id: int
+    reason: str
+    retry: bool
+
+
 class Indexer:
     def __init__(self, library, batch_size: int = 16):
         self.lib = library
         self.batch_size = batch_size
+        self._bad_contents: dict[str, str] = {}  # hash -> reason, for content that failed for good in this run
 
-    def run(self, folder_ids: list[int], progress=None, cancel=None) -> IndexReport:
+    def run(self, folder_ids: list[int], progress=None, cancel=None, retry_failed: bool = False) -> IndexReport:
         report = IndexReport()
         with self.lib.Session() as session:
             roots = dict(session.execute(select(Folder.id, Folder.path).where(Folder.id.in_(folder_ids))).all())
         found: dict[str, tuple[int, FoundFile]] = {}
-        problems: set[str] = set()
+        problems: list[_Failure] = []
         for folder_id, root in roots.items():
             for item in scan(root):
                 if isinstance(item, ScanProblem):
-                    self._record_failure(item.path, item.reason, folder_id, report)
-                    problems.add(item.path)
+                    problems.append(_Failure(item.path, folder_id, item.reason, True))  # the walk looks again anyway
                 else:
                     found.setdefault(item.path, (folder_id, item))
+        if problems:
+            with self.lib.Session() as session:
+                begin_write(session)
+                for failure in problems:
+                    self._record_failure(session, failure, report)
+                session.commit()
         with self.lib.Session() as session:
             known = {p.path: p for p in session.scalars(select(Photo).where(Photo.folder_id.in_(roots)))}
-            # content this model has embedded: a photo indexed by another model only is not unchanged for this one
-            embedded = set(session.scalars(
-                select(Embedding.content_hash).where(Embedding.model_id == self.lib.model_id)))
+            embedded = set(session.scalars(select(Embedding.content_hash).where(
+                Embedding.model_id == self.lib.model_id)))
         todo = []
         for path, (folder_id, item) in found.items():
-            row = known.get(path)
-            if (row is not None and row.size == item.size and row.mtime_ns == item.mtime_ns and row.status != "missing"
-                    and (row.status == "failed" or row.content_hash in embedded)):
+            if _unchanged(known.get(path), item, embedded, retry_failed):
                 report.unchanged += 1
             else:
                 todo.append((folder_id, item))
@@ -89,104 +116,148 @@ class Indexer:
                 rate = done / max(time.monotonic() - started, 1e-9)
                 progress(Progress(done, len(todo), rate, (len(todo) - done) / rate if rate else None))
         if not report.cancelled:
-            report.removed = self._mark_missing(roots, set(found) | problems)
+            report.removed = self._mark_missing(roots, set(found) | {p.path for p in problems})
         return report
 
     # -- one batch ----------------------------------------------------------------------------
 
     def _index_batch(self, batch: list[tuple[int, FoundFile]], report: IndexReport) -> None:
         lib = self.lib
-        model_id = lib.model_id
+        failures: list[_Failure] = []
         hashed: list[tuple[int, FoundFile, str]] = []
         for folder_id, item in batch:
             try:
                 hashed.append((folder_id, item, hash_stable(item.path, item.size, item.mtime_ns)))
             except FileChanged:
-                self._record_failure(item.path, "the file changed while being read", folder_id, report)
+                failures.append(_Failure(item.path, folder_id, CHANGED, True))
             except OSError as exc:
-                self._record_failure(item.path, _os_reason(exc), folder_id, report)
+                failures.append(_Failure(item.path, folder_id, _os_reason(exc), True))
         with lib.Session() as session:
-            known_hashes = set(session.scalars(select(Embedding.content_hash).where(
-                Embedding.model_id == model_id, Embedding.content_hash.in_([h for _, _, h in hashed]))))
-        to_embed = {}
+            known = dict(session.execute(select(Embedding.content_hash, Embedding.id).where(
+                Embedding.model_id == lib.model_id, Embedding.content_hash.in_([h for _, _, h in hashed]))).all())
+        damaged = self._damaged(known)  # known content whose stored embedding is unusable: embedded again
+        to_embed: dict[str, FoundFile] = {}
         for _, item, digest in hashed:
-            if digest not in known_hashes and digest not in to_embed:
-                to_embed[digest] = item.path
-        embedded = self._embed(to_embed, report, batch_folders={item.path: f for f, item, _ in hashed})
+            if (digest not in known or digest in damaged) and digest not in to_embed:
+                to_embed[digest] = item
+        embedded, failed = self._embed(to_embed)
+        headers = {item.path: _header(item.path) for _, item, digest in hashed if digest not in failed}
+
         with lib.Session() as session:
+            begin_write(session)
+            # Read again under the lock: another process may have embedded the same content meanwhile.
+            ids = dict(session.execute(select(Embedding.content_hash, Embedding.id).where(
+                Embedding.model_id == lib.model_id, Embedding.content_hash.in_([h for _, _, h in hashed]))).all())
+            embedded = {d: e for d, e in embedded.items() if d not in ids or d in damaged}
+            new = [Embedding(model_id=lib.model_id, content_hash=d) for d in embedded if d not in ids]
+            if new:
+                session.add_all(new)
+                session.flush()  # gives the store its ids
+                ids.update((row.content_hash, row.id) for row in new)
+            if embedded:
+                digests = list(embedded)
+                global_emb = np.stack([embedded[d][0] for d in digests])
+                local_emb = np.stack([embedded[d][1] for d in digests]) if lib.bundle.num_patches else None
+                lib.store.append([ids[d] for d in digests], global_emb, local_emb)  # durable before the rows
             for folder_id, item, digest in hashed:
-                if digest in embedded or digest in known_hashes:
-                    self._place_photo(session, folder_id, item, digest)
-                    if digest in embedded and to_embed.get(digest) == item.path:
-                        report.indexed += 1
-                    else:
-                        report.reused += 1
+                if digest in failed:
+                    failures.append(_Failure(item.path, folder_id, *failed[digest]))
+                    continue
+                self._place_photo(session, folder_id, item, digest, headers[item.path])
+                if digest in embedded and to_embed[digest].path == item.path:
+                    report.indexed += 1
+                else:
+                    report.reused += 1
+            for failure in failures:
+                self._record_failure(session, failure, report)
             session.commit()
 
-    def _embed(self, to_embed: dict[str, str], report: IndexReport, batch_folders: dict[str, int]):
-        """Run the model on the new contents, append them to the store; {hash: embedding id}."""
+    def _damaged(self, known: dict[str, int]) -> set[str]:
+        """Known contents whose stored embedding is missing or not finite (written by a version that let NaN
+        in): they are embedded again under the same id, which supersedes the stored one."""
+        if not known:
+            return set()
+        store = self.lib.store
+        digests = list(known)
+        ids = np.asarray([known[d] for d in digests], dtype=np.int64)
+        present = np.isin(ids, store.ids)
+        finite = np.zeros(len(ids), dtype=bool)
+        if present.any():
+            stored = store.global_embeddings_of_rows(store.rows_of(ids[present]))
+            finite[present] = np.isfinite(stored).all(axis=1)
+        return {digest for digest, ok in zip(digests, finite, strict=True) if not ok}
+
+    def _embed(self, to_embed: dict[str, FoundFile]):
+        """Run the model on the new contents: ({hash: (global, local)}, {hash: (reason, retry)}).
+
+        Nothing is stored here. Refused: a damaged JPEG, a file that changed between the scan and the
+        decoding (its hash would describe other bytes), and any output that is not finite.
+        """
         from mkt_core.runtime.image_pipeline import embed_files
 
-        lib = self.lib
-        if not to_embed:
-            return {}
-        results = list(embed_files(list(to_embed.values()), lib.engine, batch_size=self.batch_size))
-        by_path = {r.path: r for r in results}
-        good = []
-        for digest, path in to_embed.items():
-            result = by_path[str(path)]
-            if result.error is not None:
-                self._record_failure(path, result.error, batch_folders[path], report)
+        failed: dict[str, tuple[str, bool]] = {}
+        paths = {}
+        for digest, item in to_embed.items():
+            if digest in self._bad_contents:
+                failed[digest] = (self._bad_contents[digest], False)
             else:
-                good.append((digest, result))
-        if not good:
-            return {}
-        with lib.Session() as session:
-            rows = [Embedding(model_id=lib.model_id, content_hash=digest) for digest, _ in good]
-            session.add_all(rows)
-            session.flush()
-            ids = [row.id for row in rows]
-            global_emb = np.stack([r.global_emb for _, r in good])
-            local_emb = np.stack([r.local_emb for _, r in good]) if good[0][1].local_emb is not None else None
-            lib.store.append(ids, global_emb, local_emb)  # durable before the rows that point to it
-            session.commit()
-        return {digest: eid for eid, (digest, _) in zip(ids, good, strict=True)}
+                paths[item.path] = digest
+        if not paths:
+            return {}, failed
+        embedded = {}
+        for result in embed_files(list(paths), self.lib.engine, batch_size=self.batch_size):
+            digest = paths[result.path]
+            item = to_embed[digest]
+            if result.error is not None:
+                failed[digest] = (result.error, _worth_retrying(result.error))
+            elif problem := _jpeg_problem(item.path):
+                failed[digest] = problem
+            elif not _same_file(item):
+                failed[digest] = (CHANGED, True)
+            elif not (np.isfinite(result.global_emb).all()
+                      and (result.local_emb is None or np.isfinite(result.local_emb).all())):
+                failed[digest] = (NOT_FINITE, True)
+            else:
+                embedded[digest] = (result.global_emb, result.local_emb)
+        for digest, (reason, retry) in failed.items():
+            if not retry:
+                self._bad_contents[digest] = reason  # the same bytes elsewhere fail the same way: not decoded again
+        return embedded, failed
 
-    def _place_photo(self, session: Session, folder_id: int, item: FoundFile, digest: str) -> Photo:
+    def _place_photo(self, session: Session, folder_id: int, item: FoundFile, digest: str, header) -> Photo:
         """The photo's row: its own (changed file), a moved one with the same content, or a new one."""
         row = session.scalar(select(Photo).where(Photo.path == item.path))
         if row is None:
             for candidate in session.scalars(select(Photo).where(Photo.content_hash == digest)):
                 if candidate.status == "missing" or not os.path.exists(candidate.path):
-                    row = candidate  # moved or renamed: keep its tags and scores
+                    row = candidate  # moved or renamed: keep its tags
                     break
         if row is None:
             row = Photo(path=item.path)
             session.add(row)
-        width, height, taken_at = _header(item.path)
+        width, height, taken_at = header
         row.path, row.folder_id, row.size, row.mtime_ns = item.path, folder_id, item.size, item.mtime_ns
         row.content_hash, row.width, row.height, row.taken_at = digest, width, height, taken_at
-        row.status, row.error, row.indexed = "ok", None, utcnow()
+        row.status, row.error, row.retry, row.indexed = "ok", None, False, utcnow()
         session.flush()
         return row
 
     # -- failures and missing files -----------------------------------------------------------
 
-    def _record_failure(self, path: str, reason: str, folder_id: int, report: IndexReport) -> None:
+    def _record_failure(self, session: Session, failure: _Failure, report: IndexReport) -> None:
         report.failed += 1
-        report.failures.append((path, reason))
-        with self.lib.Session() as session:
-            row = session.scalar(select(Photo).where(Photo.path == path))
-            if row is None:
-                row = Photo(path=path, folder_id=folder_id)
-                session.add(row)
-            try:
-                stat = os.stat(path)
-                row.size, row.mtime_ns = stat.st_size, stat.st_mtime_ns
-            except OSError:
-                row.size, row.mtime_ns = -1, -1
-            row.status, row.error, row.indexed = "failed", reason, utcnow()
-            session.commit()
+        report.failures.append((failure.path, failure.reason))
+        row = session.scalar(select(Photo).where(Photo.path == failure.path))
+        if row is None:
+            row = Photo(path=failure.path, folder_id=failure.folder_id)
+            session.add(row)
+        try:
+            stat = os.stat(failure.path)
+            row.size, row.mtime_ns = stat.st_size, stat.st_mtime_ns
+        except OSError:
+            row.size, row.mtime_ns = -1, -1
+        row.status, row.error, row.retry, row.indexed = "failed", failure.reason, failure.retry, utcnow()
+        session.flush()
 
     def _mark_missing(self, roots: dict[int, str], present: set[str]) -> int:
         """Photos of these folders no longer on disk leave the results (kept as 'missing' so a move
@@ -203,6 +274,42 @@ class Indexer:
                 count += 1
             session.commit()
         return count
+
+
+def _unchanged(row: Photo | None, item: FoundFile, embedded: set[str], retry_failed: bool) -> bool:
+    """Whether a found file can be skipped: same size and mtime, and either indexed with this model or
+    failed for a reason that will not pass by itself."""
+    if row is None or row.size != item.size or row.mtime_ns != item.mtime_ns:
+        return False
+    if row.status == "ok":
+        return row.content_hash in embedded  # another model's photo is embedded again for this one
+    if row.status == "failed":
+        return not (retry_failed or row.retry)
+    return False
+
+
+def _jpeg_problem(path: str) -> tuple[str, bool] | None:
+    """A decoded JPEG that is not whole (see scanner.jpeg_problem): (reason, retry) or None."""
+    try:
+        problem = jpeg_problem(path)
+    except OSError as exc:
+        return _os_reason(exc), True
+    return (problem, False) if problem else None
+
+
+def _same_file(item: FoundFile) -> bool:
+    """The file still has the size and mtime the scan (and the hash) saw."""
+    try:
+        after = os.stat(item.path)
+    except OSError:
+        return False
+    return after.st_size == item.size and after.st_mtime_ns == item.mtime_ns
+
+
+def _worth_retrying(reason: str) -> bool:
+    """Decoding failures that say nothing about the file's bytes: the next run tries again."""
+    return (reason in ("permission denied", "file not found") or "MemoryError" in reason
+            or reason.startswith("decoder failed"))
 
 
 def _header(path: str) -> tuple[int | None, int | None, object]:

@@ -1,10 +1,20 @@
-"""Label text rules and automatic thresholds, shared by the CLI and the GUI."""
+"""Label text rules and automatic thresholds, shared by the CLI and the GUI.
 
+A label is checked once, when it is typed: `normalise_label` here (text every export can hold), and
+`Library.check_label` with the model's tokenizer (text the model can read). What passes is never
+refused later by the indexer or an export.
+"""
+
+import math
+import re
 import unicodedata
 
 import numpy as np
 
 MAX_LABEL_CHARS = 120
+# Characters XML 1.0 cannot carry (the same rule as xmp.py): a label holding one could never be written to
+# a sidecar. Control characters are refused separately, with their own message.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class LabelError(ValueError):
@@ -22,12 +32,25 @@ def normalise_label(text: str) -> str:
         raise LabelError(f"a label can have at most {MAX_LABEL_CHARS} characters; this one has {len(text)}")
     if any(unicodedata.category(ch) == "Cc" for ch in text):
         raise LabelError("a label cannot contain control characters")
+    bad = NOT_XML.search(text)
+    if bad:
+        raise LabelError(f"a label cannot contain U+{ord(bad.group()):04X}: XMP sidecars cannot store it")
     return text
 
 
+def check_threshold(threshold: float | None) -> float | None:
+    """A threshold is a finite number or None (automatic); NaN would be stored as None, infinity is no threshold."""
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
+        raise LabelError(f"a threshold must be a finite number, not {threshold!r}")
+    return float(threshold)
+
+
 def label_key(text: str) -> str:
-    """Labels differing only in case are one label."""
-    return normalise_label(text).casefold()
+    """Labels differing only in case are one label. Looking one up checks nothing, so that a label an older
+    version let in can still be found, renamed or removed."""
+    return " ".join(unicodedata.normalize("NFC", str(text)).split()).casefold()
 
 
 def automatic_threshold(scores: np.ndarray) -> float | None:

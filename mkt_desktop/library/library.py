@@ -6,8 +6,11 @@
 
 It owns the SQLite database (`db.py`), the model (an `mkt_core` engine over a bundle) and the
 embedding store of that model, kept in a folder beside the database. Nothing here imports Qt.
+See docs/reliability.md for what holds under kill -9, concurrent use, damaged files and bad input.
 """
 
+import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +27,15 @@ from mkt_desktop.library.db import (
     Model,
     Photo,
     Tag,
+    begin_write,
     database_writable,
     open_database,
     utcnow,
 )
 from mkt_desktop.library.labels import (
+    NOT_XML,
     LabelError,
+    check_threshold,
     label_key,
     normalise_label,
     threshold_from_moments,
@@ -78,6 +84,17 @@ class PhotoLabel:
 
 
 EXACT_SEARCH_PHOTOS = 5_000  # above this, a new text is searched through candidates (store.top_rows)
+NOT_FINITE = "the model gives non-finite values (NaN or infinity) for it"
+
+
+def store_folder_name(fingerprint: str) -> str:
+    """A model's store folder name from its fingerprint: letters, digits, '-' and '_' only, as every file
+    system (Windows, FAT/exFAT) takes: "sha256:0123..." -> "sha256-0123456789abcdef"."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", fingerprint)[:23].strip("-") or "model"
+
+
+class _UnusableLabel(Exception):
+    """A label's embedding turned out not finite while its column was being completed."""
 
 
 class Library:
@@ -95,6 +112,7 @@ class Library:
         self._store = None
         self._model_id: int | None = None
         self._label_cache: dict[str, np.ndarray] = {}
+        self._label_problems: dict[str, str | None] = {}
         self._watch = ChangeWatch(self.db_path)
         self._snapshot: Snapshot | None = None
         self._columns: ScoreColumns | None = None
@@ -124,15 +142,36 @@ class Library:
 
     @property
     def store(self):
+        """This model's embedding store as committed now: what other processes appended is seen."""
         if self._store is None:
             from mkt_core.runtime.store import EmbeddingStore
 
-            folder = self.db_path.parent / f"{self.db_path.stem}-embeddings" / self.bundle.fingerprint[:16]
             if self.read_only:
-                self._store = read_only_store(folder, self.bundle)
+                self._store = read_only_store(self._store_folder(), self.bundle)
             else:
-                self._store = EmbeddingStore.for_bundle(folder, self.bundle)
+                self._store = EmbeddingStore.for_bundle(self._store_folder(), self.bundle)
+        else:
+            self._store.refresh()  # one small read when nothing changed
         return self._store
+
+    def _store_folder(self) -> Path:
+        """`<db>-embeddings/sha256-<16 hex>`: a name every file system takes. Before, the folder was named
+        after the fingerprint's first 16 characters, `sha256:<9 hex>`, which Windows and FAT/exFAT drives
+        refuse; such a folder is renamed once, with everything in it."""
+        base = self.db_path.parent / f"{self.db_path.stem}-embeddings"
+        fingerprint = self.bundle.fingerprint
+        folder = base / store_folder_name(fingerprint)
+        old = base / fingerprint[:16]
+        if self.read_only and not folder.exists() and (old / "store.json").is_file():
+            return old  # nothing is renamed in a library that cannot be written
+        if (old != folder and old.parent == base and old.name not in (".", "..") and not folder.exists()
+                and (old / "store.json").is_file()):
+            try:
+                os.rename(old, folder)
+            except OSError:
+                if not folder.exists():  # (another process may have just moved it)
+                    return old  # cannot be renamed here: keep using it where it is
+        return folder
 
     @property
     def score_columns(self) -> ScoreColumns:
@@ -162,15 +201,66 @@ class Library:
                 self._stats.clear()
             return self._snapshot
 
-    def label_scores(self, texts: list[str]) -> tuple[Snapshot, list[np.ndarray]]:
+    def label_scores(self, texts: list[str]) -> tuple[Snapshot, list[np.ndarray | None]]:
         """Each saved or typed text's score for every photo of the snapshot, in its order: the one
-        score search, the photo view, counts, thresholds and exports all show."""
+        score search, the photo view, counts, thresholds and exports all show. None for a text the
+        model cannot score (see label_problem): one such label never stops the others."""
         with self._lock:
             snapshot = self.snapshot()
+            usable = [t for t in dict.fromkeys(texts) if self.label_problem(t) is None]
             if not len(snapshot):
-                return snapshot, [np.zeros(0, dtype=np.float32) for _ in texts]
-            columns = self.score_columns.columns(texts, self.label_embeddings)
-            return snapshot, [column[snapshot.rows] for column in columns]
+                return snapshot, [np.zeros(0, dtype=np.float32) if t in usable else None for t in texts]
+            while True:
+                try:
+                    columns = dict(zip(usable, self.score_columns.columns(usable, self._finite_embeddings),
+                                       strict=True))
+                    break
+                except _UnusableLabel:
+                    usable = [t for t in usable if self.label_problem(t) is None]
+            return snapshot, [columns[t][snapshot.rows] if t in columns else None for t in texts]
+
+    def _finite_embeddings(self, texts: list[str]) -> np.ndarray:
+        z = self.label_embeddings(texts)
+        finite = np.isfinite(z).all(axis=1)
+        if not finite.all():
+            for text, ok in zip(texts, finite, strict=True):
+                if not ok:
+                    self._label_problems[text] = NOT_FINITE
+            raise _UnusableLabel
+        return z
+
+    def label_problem(self, text: str) -> str | None:
+        """Why the model cannot score this (saved or typed) label, or None. The tokenizer must find a word
+        in it, and its embedding must be finite (known once it was computed)."""
+        if text not in self._label_problems:
+            try:
+                tokens = self.bundle.tokenizer().encode(text)
+                problem = None if tokens else "the model's tokenizer finds no word in it (invisible characters only?)"
+            except Exception as exc:  # noqa: BLE001 - whatever the tokenizer chokes on, the label is unusable
+                problem = f"the model's tokenizer fails on it ({type(exc).__name__}: {exc})"
+            self._label_problems[text] = problem
+        return self._label_problems[text]
+
+    def check_label(self, text: str, encode: bool = False) -> str:
+        """The label as it will be saved, or LabelError: the one rule for labels, applied when one is typed.
+
+        normalise_label (text every export can hold), then the model: its tokenizer must find a word in
+        it and (`encode`, for a label about to be saved: it runs the text encoder) its text encoder must
+        give finite numbers. Whatever reads labels later applies the same test and skips (and reports) a
+        saved label that fails it, so no label can break the others.
+        """
+        text = normalise_label(text)
+        if encode and self.label_problem(text) is None and not np.isfinite(self.label_embeddings([text])).all():
+            self._label_problems[text] = NOT_FINITE
+        problem = self.label_problem(text)
+        if problem:
+            raise LabelError(f"label {text!r} cannot be used with this model: {problem}")
+        return text
+
+    def unusable_labels(self) -> list[tuple[str, str]]:
+        """Saved labels the model cannot score, with the reason (saved by an older version, or a vocabulary
+        file's line): they are skipped everywhere and listed here."""
+        return [(text, problem) for text in self.vocabulary_labels() if (problem := self.label_problem(text))]
 
     def _moments(self, snapshot: Snapshot, text: str, scores: np.ndarray) -> tuple[int, float, float]:
         key = (snapshot.version, text)
@@ -242,11 +332,12 @@ class Library:
             return list(session.scalars(select(Folder.path).order_by(Folder.path)))
 
     def index(self, folders: list[str | Path] | None = None, progress=None, cancel=None,
-              batch_size: int | None = None):
+              batch_size: int | None = None, retry_failed: bool = False):
         """Index the given folders (added if new), or all library folders; see indexer.py.
 
         `batch_size` photos are embedded per model call and committed together (a killed run loses at
         most one batch); default: the engine options' batch size (the app's setting), else 16.
+        `retry_failed` reads every failed file again, not only those whose failure may have passed.
         """
         from mkt_desktop.library.indexer import Indexer
 
@@ -256,8 +347,10 @@ class Library:
         else:
             with self.Session() as session:
                 roots = list(session.scalars(select(Folder.id)))
-        report = Indexer(self, batch_size=batch_size).run(roots, progress=progress, cancel=cancel)
+        report = Indexer(self, batch_size=batch_size).run(roots, progress=progress, cancel=cancel,
+                                                          retry_failed=retry_failed)
         self.score_saved_labels()
+        report.skipped_labels = self.unusable_labels()
         return report
 
     def score_saved_labels(self) -> None:
@@ -298,10 +391,13 @@ class Library:
             if not vocabulary.is_file():
                 return
             seen = set()
-            for line in vocabulary.read_text(encoding="utf-8").splitlines():
+            for line in vocabulary.read_text(encoding="utf-8", errors="replace").splitlines():
                 if not line.strip() or line.startswith("#"):
                     continue
-                text = normalise_label(line)
+                try:
+                    text = normalise_label(line)
+                except LabelError:
+                    continue  # a line no label could be; one the model cannot read is skipped later
                 if text.casefold() not in seen:
                     seen.add(text.casefold())
                     session.add(Label(text=text, key=text.casefold(), source="vocabulary"))
@@ -309,22 +405,39 @@ class Library:
 
     def add_label(self, text: str, threshold: float | None = None) -> int:
         """Save a label and score every indexed photo for it from the embedding store (no image is read)."""
-        text = normalise_label(text)
+        return self.add_labels([text], threshold)[0]
+
+    def add_labels(self, texts: list[str], threshold: float | None = None) -> list[int]:
+        """Save labels (one transaction) and score them. All are checked first: one bad label saves none.
+
+        Scores are the store's, completed whenever a label is used (scores.py), so a kill between the
+        saving and the scoring, or a failure while scoring, leaves nothing unscored for good.
+        """
+        threshold = check_threshold(threshold)
+        clean = list({text.casefold(): text for text in (self.check_label(t) for t in texts)}.values())
         with self.Session() as session:
-            row = session.scalar(select(Label).where(Label.key == text.casefold()))
-            if row is not None:
-                if row.source != "user":
+            known = set(session.scalars(select(Label.key).where(Label.key.in_([t.casefold() for t in clean]))))
+        for text in clean:
+            if text.casefold() not in known:
+                self.check_label(text, encode=True)  # a new label: its embedding must be finite too
+        with self.Session() as session:
+            begin_write(session)
+            rows = []
+            for text in clean:
+                row = session.scalar(select(Label).where(Label.key == text.casefold()))
+                if row is None:
+                    row = Label(text=text, key=text.casefold(), threshold=threshold, source="user")
+                    session.add(row)
+                else:
                     row.source = "user"
-                if threshold is not None:
-                    row.threshold = threshold
-                session.commit()
-                return row.id
-            row = Label(text=text, key=text.casefold(), threshold=threshold, source="user")
-            session.add(row)
+                    if threshold is not None:
+                        row.threshold = threshold
+                rows.append(row)
             session.commit()
-            label_id = row.id
-        self.score_label_everywhere(label_id, text)
-        return label_id
+            saved = [(row.id, row.text) for row in rows]
+        for label_id, text in saved:
+            self.score_label_everywhere(label_id, text)
+        return [label_id for label_id, _ in saved]
 
     def score_label_everywhere(self, label_id: int, text: str) -> int:
         """Compute a label's scores for every photo now (else its first use would); returns how many."""
@@ -332,7 +445,7 @@ class Library:
         return len(snapshot)
 
     def rename_label(self, old: str, new: str) -> None:
-        new_text = normalise_label(new)
+        new_text = self.check_label(new, encode=True)
         with self.Session() as session:
             row = self._label(session, old)
             clash = session.scalar(select(Label).where(Label.key == new_text.casefold(), Label.id != row.id))
@@ -354,6 +467,7 @@ class Library:
         self.score_columns.forget(removed)
 
     def set_threshold(self, text: str, threshold: float | None) -> None:
+        threshold = check_threshold(threshold)
         with self.Session() as session:
             self._label(session, text).threshold = threshold
             session.commit()
@@ -361,7 +475,7 @@ class Library:
     def _label(self, session: Session, text: str) -> Label:
         row = session.scalar(select(Label).where(Label.key == label_key(text)))
         if row is None:
-            raise LabelError(f"no label {normalise_label(text)!r} (see `labels list`)")
+            raise LabelError(f"no label {' '.join(str(text).split())!r} (see `labels list`)")
         return row
 
     def labels(self, source: str | None = "user", ids: list[int] | None = None) -> list[LabelInfo]:
@@ -380,6 +494,9 @@ class Library:
             snapshot, columns = self.label_scores([label.text for label in labels])
             result = []
             for label, scores in zip(labels, columns, strict=True):
+                if scores is None:  # the model cannot score it: listed, with nothing above its threshold
+                    result.append(LabelInfo(label.id, label.text, label.threshold, label.threshold, 0, label.source))
+                    continue
                 count, mean, mean_sq = self._moments(snapshot, label.text, scores)
                 effective = (label.threshold if label.threshold is not None
                              else threshold_from_moments(count, mean, mean_sq))
@@ -401,7 +518,7 @@ class Library:
         summary tokens pick candidates that are then scored exactly, and the automatic threshold
         comes from an exact sample of the library (saving the label computes it over every photo).
         """
-        text = normalise_label(text)
+        text = self.check_label(text)
         with self.Session() as session:
             saved = session.scalar(select(Label).where(Label.key == text.casefold()))
         with self._lock:
@@ -457,7 +574,8 @@ class Library:
         snapshot, columns = self.label_scores([text for _, text in labels])
         index = snapshot.index_of(photo_id)
         score_of = {} if index is None else {label_id: float(column[index])
-                                             for (label_id, _), column in zip(labels, columns, strict=True)}
+                                             for (label_id, _), column in zip(labels, columns, strict=True)
+                                             if column is not None}
         best = sorted(labels, key=lambda item: -score_of.get(item[0], -np.inf))[:limit]
         infos = {info.id: info for info in self.labels(source=None, ids=[*tags, *(i for i, _ in best)])}
         result = [PhotoLabel(texts[label_id], score_of.get(label_id), infos[label_id].effective_threshold, status)
@@ -506,7 +624,7 @@ class Library:
             return None
         embedding_id = self._embedding_id(photo)
         rows, cols = self.bundle.manifest["patch_grid"]
-        z = self.label_embeddings([normalise_label(label)])[0]
+        z = self.label_embeddings([self.check_label(label)])[0]
         return self.store.patch_dots(embedding_id, z).reshape(rows, cols)
 
     # -- tags and export ----------------------------------------------------------------------
@@ -535,7 +653,7 @@ class Library:
         by_id = {info.id: (info, column) for info, column in zip(infos, columns, strict=True)}
         result: dict[str, list[PhotoLabel]] = {}
         for info, scores in by_id.values():
-            if info.effective_threshold is None:
+            if info.effective_threshold is None or scores is None:
                 continue
             for i in np.flatnonzero(scores >= info.effective_threshold):
                 photo_id = int(snapshot.photo_ids[i])
@@ -553,17 +671,28 @@ class Library:
 
     def export_xmp(self) -> tuple[int, list[tuple[str, str]]]:
         """Write accepted / above-threshold labels as dc:subject into XMP sidecars beside the photos."""
+        from mkt_desktop.library.export import remove_stale_temporaries
         from mkt_desktop.library.xmp import SidecarError, write_subjects
 
-        written, problems = 0, []
+        written, problems, cleaned = 0, [], set()
         for path, labels in sorted(self.photo_tags().items()):
-            subjects = [pl.label for pl in labels if pl.status != "rejected"]
+            subjects = []
+            for pl in labels:
+                bad = NOT_XML.search(pl.label) if pl.status != "rejected" else None
+                if bad:  # saved by a version that let it in: the photo's other labels are still written
+                    problems.append((path, f"label {pl.label!r} left out: XMP cannot store U+{ord(bad.group()):04X}"))
+                elif pl.status != "rejected":
+                    subjects.append(pl.label)
             if not subjects:
                 continue
+            folder = os.path.dirname(path)
+            if folder not in cleaned:
+                cleaned.add(folder)
+                remove_stale_temporaries(folder)
             try:
                 write_subjects(path, subjects)
                 written += 1
-            except (SidecarError, OSError) as exc:
+            except (SidecarError, OSError, ValueError) as exc:
                 problems.append((path, str(exc)))
         return written, problems
 

@@ -233,6 +233,46 @@ def hash_stable(path: str | os.PathLike, size: int, mtime_ns: int) -> str:
     return digest
 
 
+_JPEG_NO_LENGTH = frozenset({0x01, *range(0xD0, 0xDA)})  # TEM, RST0-7, SOI, EOI: markers without a length
+_EOI = b"\xff\xd9"
+
+
+def jpeg_problem(path: str | os.PathLike) -> str | None:
+    """Why a JPEG is damaged in a way its decoder does not notice, or None (also for any other file).
+
+    Pillow refuses a JPEG that ends early, but one whose image data goes on as zeros or garbage (a header
+    followed by 1 GiB of zeros, a download preallocated and never finished) decodes as a grey or noisy
+    photo. A whole JPEG has its end-of-image marker after the image data: that is what is checked,
+    searching from the end of the file, where it nearly always is.
+    """
+    with open(path, "rb") as file:
+        if file.read(3) != b"\xff\xd8\xff":
+            return None
+        position = 2
+        while True:  # the segments before the image data carry their lengths
+            file.seek(position)
+            head = file.read(4)
+            if len(head) < 4 or head[0] != 0xFF:
+                return None  # malformed headers: the decoder names the problem
+            if head[1] == 0xFF:  # fill byte
+                position += 1
+                continue
+            if head[1] in _JPEG_NO_LENGTH:
+                position += 2
+                continue
+            position += 2 + int.from_bytes(head[2:4], "big")
+            if head[1] == 0xDA:  # start of scan: the image data follows
+                break
+        size = end = file.seek(0, os.SEEK_END)
+        while end > position:
+            start = max(position, end - CHUNK_SIZE)
+            file.seek(start)
+            if _EOI in file.read(min(end + 1, size) - start):  # one byte over: a marker across two chunks
+                return None
+            end = start
+    return "damaged JPEG: no end-of-image marker after the image data (truncated, then padded with zeros or garbage)"
+
+
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
 _DATETIME = 0x0132

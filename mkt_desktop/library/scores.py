@@ -93,7 +93,9 @@ class ScoreColumns:
         start = min(self._load(k).shape[0] for k, _ in missing)
         z = np.stack([self._z[k] for k, _ in missing])
         scores = self.store.score_row_range(z, start, rows)  # [rows - start, L]: one pass for every label
-        if not np.isfinite(scores).all():
+        unusable = start + np.flatnonzero(~np.isfinite(scores).all(axis=1))
+        # a superseded row may hold what an older version let in (NaN), embedded again since: never read
+        if np.isin(unusable, self.store.rows_of(self.store.ids)).any():
             raise ValueError(f"{self.store.folder}: the stored embeddings give non-finite scores "
                              f"(rows {start} to {rows}); run `mkt-desktop check`")
         for j, (key, _) in enumerate(missing):

@@ -7,7 +7,6 @@ import numpy as np
 from sqlalchemy import select
 
 from mkt_desktop.library.db import Photo
-from mkt_desktop.library.labels import normalise_label
 
 
 def where(lib, photo, label: str) -> dict:
@@ -15,7 +14,7 @@ def where(lib, photo, label: str) -> dict:
 
     A model without a local stream (CLIP zero-shot) has no patches: `patch_scores` is None.
     """
-    text = normalise_label(label)
+    text = lib.check_label(label)  # a text the model cannot read is refused, naming why
     photo_id = photo if isinstance(photo, int) else lib.photo_id(photo)
     with lib.Session() as session:
         path = session.scalar(select(Photo.path).where(Photo.id == photo_id)) or str(photo)

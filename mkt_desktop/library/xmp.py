@@ -24,6 +24,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from mkt_desktop.library.export import atomic_file
+from mkt_desktop.library.labels import NOT_XML as _NOT_XML  # what XML 1.0 cannot carry: one rule with the labels
 
 NAMESPACES = {
     "x": "adobe:ns:meta/",
@@ -58,8 +59,6 @@ KEYWORD_LISTS = (DC_SUBJECT, DIGIKAM_TAGS, LR_HIERARCHICAL)  # dc:subject is alw
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _PACKET_BEGIN = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
 _PACKET_END = '\n<?xpacket end="w"?>'
-# Characters XML 1.0 cannot carry at all: a label holding one would make an unreadable sidecar.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _GENERATED_PREFIX = re.compile(r"ns\d+")
 
 

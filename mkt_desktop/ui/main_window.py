@@ -681,6 +681,9 @@ class MainWindow(QMainWindow):
             message = f"{prefix}: {counts or 'nothing new'}"
             if report.failed:
                 message += " (see Library → Files that could not be read…)"
+            if report.skipped_labels:  # saved by an older version: the model cannot read them
+                names = ", ".join(repr(text) for text, _ in report.skipped_labels[:3])
+                message += f"; not scored (rename or remove): {names}"
             self.say(message, 15000)
         self.indexing_finished.emit(report)
 

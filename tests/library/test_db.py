@@ -31,16 +31,17 @@ def test_migrations_run_in_order_and_keep_the_data(tmp_path, monkeypatch):
     ran = []
 
     def add_note_column(conn):
-        ran.append("to 2")
+        ran.append("next")
         conn.execute(text("ALTER TABLE labels ADD COLUMN note TEXT"))
 
-    monkeypatch.setattr(db, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(db, "MIGRATIONS", [add_note_column])
+    new = db.SCHEMA_VERSION + 1
+    monkeypatch.setattr(db, "SCHEMA_VERSION", new)
+    monkeypatch.setattr(db, "MIGRATIONS", [*db.MIGRATIONS, add_note_column])
     db.open_database(path)
-    db.open_database(path)  # already at 2: nothing runs again
-    assert ran == ["to 2"]
+    db.open_database(path)  # already at the new version: nothing runs again
+    assert ran == ["next"]
     con = sqlite3.connect(path)
-    assert con.execute("SELECT version FROM schema_info").fetchone() == (2,)
+    assert con.execute("SELECT version FROM schema_info").fetchone() == (new,)
     assert con.execute("SELECT text, note FROM labels").fetchall() == [("red star", None)]
 
 
@@ -54,3 +55,21 @@ def test_a_database_from_a_newer_program_is_refused_untouched(tmp_path):
     with pytest.raises(RuntimeError, match=r"lib\.sqlite: database schema version 99 is newer"):
         db.open_database(path)
     assert sqlite3.connect(path).execute("SELECT version FROM schema_info").fetchone() == (99,)
+
+
+def test_a_version_1_database_migrates_and_its_failures_are_tried_once_more(tmp_path):
+    path = tmp_path / "old.sqlite"
+    db.open_database(path)
+    con = sqlite3.connect(path)  # make it what version 1 wrote: no photos.retry
+    con.execute("ALTER TABLE photos DROP COLUMN retry")
+    con.execute("UPDATE schema_info SET version = 1")
+    con.execute("INSERT INTO photos (path, size, mtime_ns, status, error, indexed) VALUES "
+                "('/p/locked.jpg', 10, 5, 'failed', 'permission denied', '2026-01-01'), "
+                "('/p/fine.jpg', 10, 5, 'ok', NULL, '2026-01-01')")
+    con.commit()
+    con.close()
+    db.open_database(path)
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT version FROM schema_info").fetchone() == (2,)
+    assert con.execute("SELECT path, status, retry FROM photos ORDER BY path").fetchall() == [
+        ("/p/fine.jpg", "ok", 0), ("/p/locked.jpg", "failed", 1)]

@@ -306,8 +306,8 @@ def test_a_file_changing_or_unreadable_while_indexed_is_listed_and_the_rest_inde
     assert reasons == {"a.jpg": "the file changed while being read", "b.png": "permission denied"}
     monkeypatch.setattr(indexer, "hash_stable", real)
     _photo(photos / "a.jpg", 1)  # rewritten: a new mtime, so the next run reads it again
-    assert lib.index().indexed == 1
-    assert "a.jpg" not in {Path(p).name for p, _ in lib.failures()}
+    assert lib.index().indexed == 2  # and both causes may pass, so both are tried again: now they read
+    assert lib.failures() == []
 
 
 def test_patch_scores_show_where_a_label_is(tmp_path, tiny_bundle):
