@@ -72,14 +72,23 @@ class _Failure:
 
 
 class Indexer:
-    def __init__(self, library, batch_size: int = 16):
-        self.lib = library
+    """One indexing run's worker. Its collaborators are given, not reached for: `sessions` (the
+    library's SQLAlchemy session factory), `model_id` (the models row the embeddings belong to),
+    `store` (the model's embedding store), `has_local` (whether the model has a local stream) and
+    `engine` (a function that loads the model: called only when a file's content is new)."""
+
+    def __init__(self, sessions, model_id: int, store, has_local: bool, engine, batch_size: int = 16):
+        self.Session = sessions
+        self.model_id = model_id
+        self.store = store
+        self.has_local = has_local
+        self.load_engine = engine
         self.batch_size = batch_size
         self._bad_contents: dict[str, str] = {}  # hash -> reason, for content that failed for good in this run
 
     def run(self, folder_ids: list[int], progress=None, cancel=None, retry_failed: bool = False) -> IndexReport:
         report = IndexReport()
-        with self.lib.Session() as session:
+        with self.Session() as session:
             roots = dict(session.execute(select(Folder.id, Folder.path).where(Folder.id.in_(folder_ids))).all())
         found: dict[str, tuple[int, FoundFile]] = {}
         problems: list[_Failure] = []
@@ -90,15 +99,15 @@ class Indexer:
                 else:
                     found.setdefault(item.path, (folder_id, item))
         if problems:
-            with self.lib.Session() as session:
+            with self.Session() as session:
                 begin_write(session)
                 for failure in problems:
                     self._record_failure(session, failure, report)
                 session.commit()
-        with self.lib.Session() as session:
+        with self.Session() as session:
             known = {p.path: p for p in session.scalars(select(Photo).where(Photo.folder_id.in_(roots)))}
             embedded = set(session.scalars(select(Embedding.content_hash).where(
-                Embedding.model_id == self.lib.model_id)))
+                Embedding.model_id == self.model_id)))
         todo = []
         for path, (folder_id, item) in found.items():
             if _unchanged(known.get(path), item, embedded, retry_failed):
@@ -122,7 +131,6 @@ class Indexer:
     # -- one batch ----------------------------------------------------------------------------
 
     def _index_batch(self, batch: list[tuple[int, FoundFile]], report: IndexReport) -> None:
-        lib = self.lib
         failures: list[_Failure] = []
         hashed: list[tuple[int, FoundFile, str]] = []
         for folder_id, item in batch:
@@ -132,9 +140,9 @@ class Indexer:
                 failures.append(_Failure(item.path, folder_id, CHANGED, True))
             except OSError as exc:
                 failures.append(_Failure(item.path, folder_id, _os_reason(exc), True))
-        with lib.Session() as session:
+        with self.Session() as session:
             known = dict(session.execute(select(Embedding.content_hash, Embedding.id).where(
-                Embedding.model_id == lib.model_id, Embedding.content_hash.in_([h for _, _, h in hashed]))).all())
+                Embedding.model_id == self.model_id, Embedding.content_hash.in_([h for _, _, h in hashed]))).all())
         damaged = self._damaged(known)  # known content whose stored embedding is unusable: embedded again
         to_embed: dict[str, FoundFile] = {}
         for _, item, digest in hashed:
@@ -143,13 +151,13 @@ class Indexer:
         embedded, failed = self._embed(to_embed)
         headers = {item.path: _header(item.path) for _, item, digest in hashed if digest not in failed}
 
-        with lib.Session() as session:
+        with self.Session() as session:
             begin_write(session)
             # Read again under the lock: another process may have embedded the same content meanwhile.
             ids = dict(session.execute(select(Embedding.content_hash, Embedding.id).where(
-                Embedding.model_id == lib.model_id, Embedding.content_hash.in_([h for _, _, h in hashed]))).all())
+                Embedding.model_id == self.model_id, Embedding.content_hash.in_([h for _, _, h in hashed]))).all())
             embedded = {d: e for d, e in embedded.items() if d not in ids or d in damaged}
-            new = [Embedding(model_id=lib.model_id, content_hash=d) for d in embedded if d not in ids]
+            new = [Embedding(model_id=self.model_id, content_hash=d) for d in embedded if d not in ids]
             if new:
                 session.add_all(new)
                 session.flush()  # gives the store its ids
@@ -157,8 +165,8 @@ class Indexer:
             if embedded:
                 digests = list(embedded)
                 global_emb = np.stack([embedded[d][0] for d in digests])
-                local_emb = np.stack([embedded[d][1] for d in digests]) if lib.bundle.num_patches else None
-                lib.store.append([ids[d] for d in digests], global_emb, local_emb)  # durable before the rows
+                local_emb = np.stack([embedded[d][1] for d in digests]) if self.has_local else None
+                self.store.append([ids[d] for d in digests], global_emb, local_emb)  # durable before the rows
             for folder_id, item, digest in hashed:
                 if digest in failed:
                     failures.append(_Failure(item.path, folder_id, *failed[digest]))
@@ -177,7 +185,7 @@ class Indexer:
         in): they are embedded again under the same id, which supersedes the stored one."""
         if not known:
             return set()
-        store = self.lib.store
+        store = self.store
         digests = list(known)
         ids = np.asarray([known[d] for d in digests], dtype=np.int64)
         present = np.isin(ids, store.ids)
@@ -205,7 +213,7 @@ class Indexer:
         if not paths:
             return {}, failed
         embedded = {}
-        for result in embed_files(list(paths), self.lib.engine, batch_size=self.batch_size):
+        for result in embed_files(list(paths), self.load_engine(), batch_size=self.batch_size):
             digest = paths[result.path]
             item = to_embed[digest]
             if result.error is not None:
@@ -262,7 +270,7 @@ class Indexer:
     def _mark_missing(self, roots: dict[int, str], present: set[str]) -> int:
         """Photos of these folders no longer on disk leave the results (kept as 'missing' so a move
         discovered later still finds their tags)."""
-        with self.lib.Session() as session:
+        with self.Session() as session:
             rows = session.scalars(select(Photo).where(Photo.folder_id.in_(roots), Photo.status != "missing")).all()
             count = 0
             for row in rows:

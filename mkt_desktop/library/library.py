@@ -347,8 +347,9 @@ class Library:
         else:
             with self.Session() as session:
                 roots = list(session.scalars(select(Folder.id)))
-        report = Indexer(self, batch_size=batch_size).run(roots, progress=progress, cancel=cancel,
-                                                          retry_failed=retry_failed)
+        indexer = Indexer(self.Session, self.model_id, self.store, self.bundle.num_patches > 0,
+                          engine=lambda: self.engine, batch_size=batch_size)
+        report = indexer.run(roots, progress=progress, cancel=cancel, retry_failed=retry_failed)
         self.score_saved_labels()
         report.skipped_labels = self.unusable_labels()
         return report

@@ -20,7 +20,7 @@ def test_two_indexers_embedding_the_same_photos_at_once_both_finish_with_one_cop
 
     def embed_then_let_the_other_run(self, to_embed):
         result = real(self, to_embed)
-        if self.lib is first and not interleaved:
+        if self.store is first.store and not interleaved:
             interleaved.append(second.index())
         return result
 
