@@ -220,10 +220,13 @@ def _migrate(engine: Engine, path: Path, read_only: bool = False) -> None:
                                 f"not {version}; open it once where it can be written")
         return
     if version is None:
-        Base.metadata.create_all(engine)
-        with Session(engine) as session:
-            session.add(SchemaInfo(id=1, version=SCHEMA_VERSION))
-            session.commit()
+        with engine.connect() as conn:  # under the write lock: two processes creating one library make it once
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            exists = text("SELECT name FROM sqlite_master WHERE type='table' AND name='schema_info'")
+            if not conn.execute(exists).first():
+                Base.metadata.create_all(conn)
+                conn.execute(SchemaInfo.__table__.insert().values(id=1, version=SCHEMA_VERSION))
+            conn.commit()
         return
     if version > SCHEMA_VERSION:
         raise DatabaseError(f"{path}: database schema version {version} is newer than this program's "

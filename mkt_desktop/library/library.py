@@ -276,9 +276,14 @@ class Library:
                 row = session.scalar(select(Model).where(Model.fingerprint == self.bundle.fingerprint))
                 if row is None and self.read_only:
                     return 0  # nothing of this model in a library that cannot be written: no row matches
-                if row is None:
-                    row = Model(fingerprint=self.bundle.fingerprint, name=self.bundle.name, kind=self.bundle.kind)
-                    session.add(row)
+                if row is None:  # under the write lock: two processes opening a new model make one row
+                    session.rollback()
+                    begin_write(session)
+                    row = session.scalar(select(Model).where(Model.fingerprint == self.bundle.fingerprint))
+                    if row is None:
+                        row = Model(fingerprint=self.bundle.fingerprint, name=self.bundle.name,
+                                    kind=self.bundle.kind)
+                        session.add(row)
                     session.commit()
                 self._model_id = row.id
         return self._model_id
@@ -310,9 +315,13 @@ class Library:
             raise NotADirectoryError(f"{folder}: not a folder (a file)")
         with self.Session() as session:
             row = session.scalar(select(Folder).where(Folder.path == str(folder)))
-            if row is None:
-                row = Folder(path=str(folder))
-                session.add(row)
+            if row is None:  # under the write lock: two processes adding one folder make one row
+                session.rollback()
+                begin_write(session)
+                row = session.scalar(select(Folder).where(Folder.path == str(folder)))
+                if row is None:
+                    row = Folder(path=str(folder))
+                    session.add(row)
                 session.commit()
             return row.id
 
@@ -386,6 +395,10 @@ class Library:
     def _seed_vocabulary(self) -> None:
         """A new library's labels: the ones its model brings (a demo of one world), else the general list."""
         with self.Session() as session:
+            if session.scalar(select(func.count()).select_from(Label)):
+                return
+            session.rollback()
+            begin_write(session)  # two processes opening one new library seed it once
             if session.scalar(select(func.count()).select_from(Label)):
                 return
             vocabulary = model_vocabulary(self.model_spec) or DEFAULT_VOCABULARY

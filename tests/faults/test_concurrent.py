@@ -34,13 +34,39 @@ def test_two_indexers_embedding_the_same_photos_at_once_both_finish_with_one_cop
 
 
 @pytest.mark.slow
-def test_two_index_processes_at_once_on_one_library(tmp_path, tiny_bundle):
+def test_two_index_processes_at_once_on_a_new_library(tmp_path, tiny_bundle):
+    """Both create the database, seed its vocabulary, save the model and the folder, and index."""
     photos(tmp_path / "photos", 40)
     db = tmp_path / "lib.sqlite"
-    Library(db_path=db, model=tiny_bundle).add_folder(tmp_path / "photos")
-    for run in cli_processes_at_once(2, "index", "--db", str(db), "--model", tiny_bundle, "--json"):
+    for run in cli_processes_at_once(2, "index", str(tmp_path / "photos"), "--db", str(db), "--model", tiny_bundle,
+                                     "--json"):
         assert run.returncode == 0, run.stderr
         assert strict_json(run.stdout)["failed"] == 0
     assert sql(db, "SELECT count(*) FROM photos WHERE status = 'ok'") == [(40,)]
     assert sql(db, "SELECT count(*) FROM embeddings") == [(40,)]
     assert set(label_score_counts(db, tiny_bundle).values()) == {40}
+    assert sql(db, "SELECT count(*) FROM folders") == [(1,)] and sql(db, "SELECT count(*) FROM models") == [(1,)]
+
+
+def test_four_openers_of_one_new_library_at_once_make_it_once(tmp_path):
+    """(Before, all but one failed: "table schema_info already exists".)"""
+    import threading
+
+    from mkt_desktop.library.db import open_database
+
+    path = tmp_path / "new.sqlite"
+    errors = []
+
+    def open_it():
+        try:
+            open_database(path)
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    openers = [threading.Thread(target=open_it) for _ in range(4)]  # each its own connection, as processes
+    for opener in openers:
+        opener.start()
+    for opener in openers:
+        opener.join()
+    assert errors == []
+    assert sql(path, "SELECT id, version FROM schema_info") == [(1, 2)]
