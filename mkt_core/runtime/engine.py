@@ -178,7 +178,7 @@ class Engine:
         if not globals_:
             d, n = self.bundle.embed_dim, self.bundle.num_patches
             return np.zeros((0, d), np.float32), (np.zeros((0, n, d), np.float32) if self.has_local else None)
-        local = np.concatenate(locals_) if self.has_local else None
+        local = np.concatenate([l for l in locals_ if l is not None]) if self.has_local else None
         return np.concatenate(globals_), local
 
     def _run_image(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -189,6 +189,7 @@ class Engine:
             out = out if isinstance(out, tuple) else (out,)
             arrays = [o.float().cpu().numpy() for o in out]
         else:
+            assert self._image is not None  # made by _init_onnx
             arrays = [np.asarray(o, dtype=np.float32) for o in self._image.run(None, {"images": batch})]
         return arrays[0], (arrays[1] if len(arrays) > 1 else None)
 
@@ -202,9 +203,10 @@ class Engine:
             with torch.inference_mode():
                 out = self._torch_text(torch.from_numpy(ids).to(self.device), torch.from_numpy(lengths).to(self.device))
             return out.float().cpu().numpy()
-        if self._text is None:  # CPU is plenty for a few labels, and keeps GPU memory for images
-            self._text = self._session(str(self.bundle.file("text_encoder")), ["CPUExecutionProvider"])
-        return self._text.run(None, {"ids": ids, "label_lengths": lengths})[0].astype(np.float32)
+        text = self._text
+        if text is None:  # CPU is plenty for a few labels, and keeps GPU memory for images
+            text = self._text = self._session(str(self.bundle.file("text_encoder")), ["CPUExecutionProvider"])
+        return text.run(None, {"ids": ids, "label_lengths": lengths})[0].astype(np.float32)
 
 
 def cuda_device_present() -> bool:

@@ -39,11 +39,11 @@ def resize(image: Image.Image, size: int, mode: str = "squash") -> Image.Image:
     if mode == "center_crop":
         w, h = image.size
         scale = size / min(w, h)
-        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BICUBIC)
         w, h = image.size
         left, top = (w - size) // 2, (h - size) // 2
         return image.crop((left, top, left + size, top + size))
-    return image.resize((size, size), Image.BICUBIC)
+    return image.resize((size, size), Image.Resampling.BICUBIC)
 
 
 def to_array(image: Image.Image, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
@@ -114,7 +114,7 @@ def decoded_batches(paths: Iterable[str | Path], preprocess: Preprocess, batch_s
                 pending.append((str(path), executor.submit(_decode, preprocess, str(path))))
             if not pending:
                 return
-            batch = []
+            batch: list[tuple[str, np.ndarray | ImageLoadError]] = []
             while pending and len(batch) < batch_size:
                 path, future = pending.popleft()
                 try:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    insert,
     select,
     text,
 )
@@ -225,7 +226,7 @@ def _migrate(engine: Engine, path: Path, read_only: bool = False) -> None:
             exists = text("SELECT name FROM sqlite_master WHERE type='table' AND name='schema_info'")
             if not conn.execute(exists).first():
                 Base.metadata.create_all(conn)
-                conn.execute(SchemaInfo.__table__.insert().values(id=1, version=SCHEMA_VERSION))
+                conn.execute(insert(SchemaInfo).values(id=1, version=SCHEMA_VERSION))
             conn.commit()
         return
     if version > SCHEMA_VERSION:

@@ -73,7 +73,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     """
     removed = 0
     try:
-        entries = list(os.scandir(folder))
+        entries = list(os.scandir(os.fspath(folder)))
     except OSError:
         return 0
     for entry in entries:

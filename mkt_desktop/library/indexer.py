@@ -222,7 +222,7 @@ class Indexer:
                 failed[digest] = problem
             elif not _same_file(item):
                 failed[digest] = (CHANGED, True)
-            elif not (np.isfinite(result.global_emb).all()
+            elif result.global_emb is None or not (np.isfinite(result.global_emb).all()
                       and (result.local_emb is None or np.isfinite(result.local_emb).all())):
                 failed[digest] = (NOT_FINITE, True)
             else:
@@ -321,6 +321,8 @@ def _worth_retrying(reason: str) -> bool:
 
 
 def _header(path: str) -> tuple[int | None, int | None, object]:
+    width: int | None
+    height: int | None
     try:
         with Image.open(path) as image:
             width, height = image.size

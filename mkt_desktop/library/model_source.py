@@ -50,8 +50,9 @@ def check_model(spec: str) -> None:
         if not tag:
             raise ModelUnavailable(f"{spec}: give the pretrained weights too, {CLIP_SYNTAX}; without them the "
                                    f"model would have random weights. Tags of {name}: {_known_tags(name)}")
-        if local_weights(tag) is not None and not local_weights(tag).exists():
-            raise ModelUnavailable(f"{spec}: no such weights file or open_clip folder {local_weights(tag)}")
+        weights = local_weights(tag)
+        if weights is not None and not weights.exists():
+            raise ModelUnavailable(f"{spec}: no such weights file or open_clip folder {weights}")
         return
     path = Path(spec).expanduser()
     if not path.exists():
