@@ -115,6 +115,10 @@ def cmd_index(args) -> int:
     return 0
 
 
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:5.1f} %"
+
+
 def cmd_search(args) -> int:
     lib = _library(args)
     view = _view(args)
@@ -125,11 +129,17 @@ def cmd_search(args) -> int:
         footer = f"(* at or above the threshold {threshold:.4f})" if threshold is not None else ""
         _emit(args, data, "\n".join(_photo_lines(rows, threshold) + [footer]) if rows else "no photos")
         return 0
-    hits, threshold = lib.search(args.text, limit=args.limit)
-    data = [{"path": h.path, "score": round(h.score, 6)} for h in hits]
-    lines = [f"{h.score:8.4f}{' *' if threshold is not None and h.score >= threshold else '  '} {h.path}"
+    result = lib.search(args.text, limit=args.limit)
+    hits, threshold = result
+    data = {"hits": [{"path": h.path, "score": round(h.score, 6), "confidence": round(h.confidence, 4)}
+                     for h in hits],
+            "threshold": threshold, "threshold_confidence": result.threshold_confidence, "note": result.note}
+    lines = [f"{_percent(h.confidence)}{' *' if threshold is not None and h.score >= threshold else '  '} {h.path}"
              for h in hits]
-    footer = f"(* at or above the threshold {threshold:.4f})" if threshold is not None else ""
+    footer = (f"(* at or above the threshold, {_percent(result.threshold_confidence).strip()})"
+              if threshold is not None else "")
+    if result.note:
+        footer = result.note
     _emit(args, data, "\n".join(lines + [footer]) if lines else "no indexed photos")
     return 0
 
@@ -172,18 +182,25 @@ def cmd_where(args) -> int:
 
 def cmd_labels(args) -> int:
     lib = _library(args)
+    threshold = args.threshold
+    if args.confidence is not None:
+        threshold = lib.score_at(args.confidence / 100.0)
     if args.action == "add":
-        lib.add_labels(args.text, threshold=args.threshold)  # all checked first: one bad label saves none
+        lib.add_labels(args.text, threshold=threshold)  # all checked first: one bad label saves none
     elif args.action == "remove":
         for text in args.text:
             lib.remove_label(text)
     elif args.action == "rename":
         lib.rename_label(args.text[0], args.text[1])
+    elif args.action == "threshold":
+        lib.set_threshold(args.text[0], threshold)
     infos = lib.labels(source=None if args.all else "user")
-    data = [{"label": i.text, "threshold": i.effective_threshold, "automatic": i.threshold is None,
-             "above_threshold": i.above_threshold, "source": i.source} for i in infos]
+    data = [{"label": i.text, "threshold": i.effective_threshold, "threshold_confidence": i.threshold_confidence,
+             "automatic": i.threshold is None, "above_threshold": i.above_threshold, "source": i.source}
+            for i in infos]
     text = "\n".join(f"{i.above_threshold:6d} photos  {i.text}"
-                     + (f"  (threshold {i.effective_threshold:.4f}{', auto' if i.threshold is None else ''})"
+                     + (f"  (threshold {_percent(i.threshold_confidence).strip()}"
+                        f"{', automatic' if i.threshold is None else ''})"
                         if i.effective_threshold is not None else "") for i in infos)
     _emit(args, data, text or "no saved labels")
     return 0
@@ -198,8 +215,13 @@ def cmd_tags(args) -> int:
     for label in args.forget or []:
         lib.set_tag(args.photo, label, None)
     labels = lib.photo_labels(args.photo, limit=args.limit)
-    data = [{"label": pl.label, "score": pl.score, "threshold": pl.threshold, "status": pl.status} for pl in labels]
-    text = "\n".join(f"{'' if pl.score is None else f'{pl.score:8.4f}':>8}  {pl.status:8s}  {pl.label}"
+    data = [{"label": pl.label, "score": pl.score, "confidence": pl.confidence, "threshold": pl.threshold,
+             "status": pl.status} for pl in labels]
+
+    def above(pl) -> bool:
+        return pl.score is not None and pl.threshold is not None and pl.score >= pl.threshold
+
+    text = "\n".join(f"{_percent(pl.confidence):>7}{' *' if above(pl) else '  '}  {pl.status:8s}  {pl.label}"
                      for pl in labels)
     _emit(args, data, text or "no labels")
     return 0
@@ -338,10 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("photo")
     p.add_argument("label")
     p.set_defaults(func=cmd_where)
-    p = sub.add_parser("labels", parents=[common], help="saved labels: add, list, remove, rename")
-    p.add_argument("action", choices=("add", "list", "remove", "rename"))
+    p = sub.add_parser("labels", parents=[common], help="saved labels: add, list, remove, rename, threshold")
+    p.add_argument("action", choices=("add", "list", "remove", "rename", "threshold"))
     p.add_argument("text", nargs="*")
-    p.add_argument("--threshold", type=float, help="score threshold for added labels (default: automatic)")
+    p.add_argument("--threshold", type=float, help="raw score threshold (default: automatic)")
+    p.add_argument("--confidence", type=float, metavar="PERCENT",
+                   help="threshold as a confidence, 0 to 100 (default: automatic)")
     p.add_argument("--all", action="store_true", help="list the default vocabulary too")
     p.set_defaults(func=cmd_labels)
     p = sub.add_parser("tags", parents=[common], help="a photo's labels; accept or reject some")
@@ -411,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"mkt-desktop labels: error: labels {args.action} needs at least one label")
         if args.command == "labels" and args.action == "rename" and len(args.text) != 2:
             raise UsageError("mkt-desktop labels: error: labels rename needs OLD NEW")
+        if args.command == "labels" and args.action == "threshold" and len(args.text) != 1:
+            raise UsageError("mkt-desktop labels: error: labels threshold needs LABEL, and --confidence PERCENT "
+                             "or --threshold SCORE (neither: automatic)")
         if args.command == "folders" and args.action == "remove" and not args.paths:
             raise UsageError("mkt-desktop folders: error: folders remove needs at least one FOLDER")
         return args.func(args)

@@ -8,6 +8,9 @@
       weights.safetensors    the same weights for the torch fallback (config in the manifest)
       vocabulary.txt         optional: the labels the model was made for, one a line
 
+The manifest's optional "calibration" (`mkt_core.runtime.calibration`) turns raw scores into a
+confidence; it is outside the fingerprint, so adding one changes no stored embedding or score.
+
 The text encoder takes the prompt's token ids laid out as `PromptLearner.tokenize` lays them out
 (`[SOT] prefix label suffix [EOT] pad`); the learned prompt (CoOp context vectors, or the tuned
 token table) is baked into the graph as constants, so the runtime needs only the tokenizer.
@@ -166,6 +169,14 @@ class Bundle:
     def prompt(self) -> PromptSpec:
         return PromptSpec.from_dict(self.manifest["prompt"])
 
+    @property
+    def calibration(self):
+        """The score -> confidence map fitted where the model was made, or None (see calibration.py)."""
+        from mkt_core.runtime.calibration import Calibration
+
+        data = self.manifest.get("calibration")
+        return None if data is None else Calibration.from_dict(data)
+
     def file(self, role: str) -> Path:
         return self.path / self.manifest["files"][role]
 
@@ -240,6 +251,13 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
             raise BundleError(f"{manifest_path}: malformed: files.{role} should be a file name, got {name!r}")
         if not (folder / name).is_file():
             raise BundleError(f"{folder / name}: missing (the bundle's {MANIFEST_FILE} names it as its {role})")
+    if manifest.get("calibration") is not None:
+        from mkt_core.runtime.calibration import Calibration, CalibrationError
+
+        try:
+            Calibration.from_dict(manifest["calibration"])
+        except CalibrationError as exc:
+            raise BundleError(f"{manifest_path}: malformed: field 'calibration': {exc}") from exc
     bundle = Bundle(folder, manifest)
     if verify:
         from safetensors.numpy import load_file

@@ -426,10 +426,11 @@ def write_multilabel_set(dataset: MultiLabelSet, out_dir: str | Path, image_form
 
 
 def write_demo_photos(out_dir: str | Path, count: int, seed: int, world: WorldSpec | None = None,
-                      quality: int = 90) -> Path:
+                      quality: int = 90, stream: str = "demo") -> Path:
     """JPEG photos of the world for the app demo, with `labels.csv` (`path,labels`, joined with `|`).
 
-    Paths in the CSV are relative to the CSV's folder; the labels are everything drawn.
+    Paths in the CSV are relative to the CSV's folder; the labels are everything drawn. `stream`
+    "eval" gives photos no demo folder shares (the demo model's calibration is fitted on those).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -437,7 +438,7 @@ def write_demo_photos(out_dir: str | Path, count: int, seed: int, world: WorldSp
     with csv_path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "labels"])
-        for i, scene in enumerate(iter_scenes(count, seed, world, "demo")):
+        for i, scene in enumerate(iter_scenes(count, seed, world, stream)):
             name = f"scene_{i:05d}.jpg"
             scene.image.save(out / name, "JPEG", quality=quality)
             writer.writerow([name, "|".join(scene.labels)])

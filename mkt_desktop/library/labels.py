@@ -8,6 +8,7 @@ refused later by the indexer or an export.
 import math
 import re
 import unicodedata
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -53,17 +54,46 @@ def label_key(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", str(text)).split()).casefold()
 
 
-def automatic_threshold(scores: np.ndarray) -> float | None:
-    """A label's default threshold when a person has not set one: two spreads above its mean score
-    over the library, i.e. the photos that stand out for this label. None for an empty library."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.size == 0:
-        return None
-    return threshold_from_moments(scores.size, float(scores.mean()), float((scores * scores).mean()))
+AUTO_CONFIDENCE = 0.5  # the automatic threshold: where the model's calibration says "more likely true than not"
+NULL_QUANTILE = 0.999  # ...and never below this quantile of random texts' scores over the library
 
 
-def threshold_from_moments(count: int, mean: float, mean_of_squares: float) -> float | None:
-    """The same rule from a count, a mean and a mean of squares (what SQL can sum up)."""
-    if not count:
+@dataclass(frozen=True)
+class NullScores:
+    """What "matching nothing" looks like on one library: random texts' scores over its photos."""
+
+    quantile: float  # NULL_QUANTILE of every (random text, photo) score
+    best: float  # the highest of them
+    spread: float  # their standard deviation
+
+
+def null_scores(columns: list[np.ndarray]) -> NullScores | None:
+    """From each random text's scores over the library's photos; None for an empty library."""
+    pooled = np.concatenate([np.asarray(c, dtype=np.float64) for c in columns]) if columns else np.zeros(0)
+    if not pooled.size:
         return None
-    return float(mean + 2.0 * np.sqrt(max(mean_of_squares - mean * mean, 0.0)))
+    return NullScores(float(np.quantile(pooled, NULL_QUANTILE)), float(pooled.max()), float(pooled.std()))
+
+
+def automatic_threshold(null: NullScores | None, calibration) -> float | None:
+    """A label's threshold when a person has not set one: the larger of the score its model's
+    calibration puts at AUTO_CONFIDENCE and the NULL_QUANTILE of random texts' scores here.
+
+    Neither depends on the label's own scores over the library, so a label that is absent, or that
+    the model does not know, is not forced to tag its best few photos, and one photo is judged as
+    it would be among a million. None for an empty library.
+    """
+    if null is None:
+        return None
+    if calibration is None:
+        return null.quantile
+    return max(calibration.score_at(AUTO_CONFIDENCE), null.quantile)
+
+
+def fallback_calibration(null: NullScores):
+    """For a model with no calibration: 50 % at the random texts' NULL_QUANTILE on this library,
+    about 88 % one spread of theirs above. It says how far a score stands above random text, not a
+    measured probability (see docs/thresholds.md)."""
+    from mkt_core.runtime.calibration import Calibration
+
+    return Calibration.logistic(null.quantile, 2.0 / max(null.spread, 1e-6), "random texts on this library")

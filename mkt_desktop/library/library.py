@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from mkt_core.assets import DEFAULT_VOCABULARY
+from mkt_core.runtime.calibration import NULL_TEXTS
 from mkt_desktop.library.db import (
     Embedding,
     Folder,
@@ -35,10 +36,13 @@ from mkt_desktop.library.db import (
 from mkt_desktop.library.labels import (
     NOT_XML,
     LabelError,
+    NullScores,
+    automatic_threshold,
     check_threshold,
+    fallback_calibration,
     label_key,
     normalise_label,
-    threshold_from_moments,
+    null_scores,
 )
 from mkt_desktop.library.model_source import model_vocabulary, resolve_model
 from mkt_desktop.library.scores import ScoreColumns
@@ -62,7 +66,27 @@ def read_only_store(folder: Path, bundle):
 class SearchHit:
     photo_id: int
     path: str
-    score: float
+    score: float  # the raw Eq. 3 score (cosine similarity for `similar`)
+    confidence: float | None = None  # the calibrated confidence of `score`, 0 to 1 (None for `similar`)
+
+
+class SearchResult(tuple):
+    """`hits, threshold = lib.search(...)` as before, plus `note`: a sentence for a person when no
+    photo clearly matches (None when some do), and `threshold_confidence`."""
+
+    def __new__(cls, hits: list[SearchHit], threshold: float | None, note: str | None = None,
+                threshold_confidence: float | None = None):
+        result = super().__new__(cls, (hits, threshold))
+        result.note, result.threshold_confidence = note, threshold_confidence
+        return result
+
+    @property
+    def hits(self) -> list[SearchHit]:
+        return self[0]
+
+    @property
+    def threshold(self) -> float | None:
+        return self[1]
 
 
 @dataclass
@@ -73,6 +97,7 @@ class LabelInfo:
     effective_threshold: float | None
     above_threshold: int
     source: str
+    threshold_confidence: float | None = None  # the effective threshold as a confidence, 0 to 1
 
 
 @dataclass
@@ -81,6 +106,7 @@ class PhotoLabel:
     score: float | None
     threshold: float | None
     status: str  # "accepted", "rejected" or "auto"
+    confidence: float | None = None  # the calibrated confidence of `score`, 0 to 1
 
 
 EXACT_SEARCH_PHOTOS = 5_000  # above this, a new text is searched through candidates (store.top_rows)
@@ -116,7 +142,7 @@ class Library:
         self._watch = ChangeWatch(self.db_path)
         self._snapshot: Snapshot | None = None
         self._columns: ScoreColumns | None = None
-        self._stats: dict[tuple[int, str], tuple[int, float, float]] = {}  # (version, text) -> count, mean, sd
+        self._null: tuple[int, NullScores | None] | None = None  # (snapshot version, random texts' scores)
         self._lock = threading.RLock()  # the window's runner calls from several threads
         if vocabulary and not self.read_only:
             self._seed_vocabulary()
@@ -198,7 +224,6 @@ class Library:
                               & (Embedding.model_id == self.model_id))
                         .where(Photo.status == "ok")).all()
                 self._snapshot = build_snapshot(version, pairs, store)
-                self._stats.clear()
             return self._snapshot
 
     def label_scores(self, texts: list[str]) -> tuple[Snapshot, list[np.ndarray | None]]:
@@ -262,12 +287,47 @@ class Library:
         file's line): they are skipped everywhere and listed here."""
         return [(text, problem) for text in self.vocabulary_labels() if (problem := self.label_problem(text))]
 
-    def _moments(self, snapshot: Snapshot, text: str, scores: np.ndarray) -> tuple[int, float, float]:
-        key = (snapshot.version, text)
-        if key not in self._stats:
-            self._stats[key] = (len(scores), float(scores.mean()) if len(scores) else 0.0,
-                                float(np.mean(np.square(scores, dtype=np.float64))) if len(scores) else 0.0)
-        return self._stats[key]
+    def null_scores(self) -> NullScores | None:
+        """Random texts' scores over this library (score columns like any label's), kept until it changes."""
+        with self._lock:
+            snapshot = self.snapshot()
+            if self._null is None or self._null[0] != snapshot.version:
+                _, columns = self.label_scores(list(NULL_TEXTS))
+                self._null = (snapshot.version, null_scores(columns))
+            return self._null[1]
+
+    @property
+    def calibration(self):
+        """The model's score -> confidence map from its bundle, None when the bundle has none."""
+        return self.bundle.calibration
+
+    def automatic_threshold(self) -> float | None:
+        """Every label's threshold unless a person set one (labels.py says why it is one number)."""
+        return automatic_threshold(self.null_scores(), self.calibration)
+
+    def confidence(self, scores) -> np.ndarray:
+        """Raw scores -> calibrated confidences (0 to 1); without a bundle calibration, how far above
+        random text on this library (labels.fallback_calibration). Strictly increasing in the score."""
+        calibration = self.calibration
+        if calibration is None:
+            null = self.null_scores()
+            if null is None:
+                return np.full(np.shape(scores), np.nan)
+            calibration = fallback_calibration(null)
+        return calibration.confidence(scores)
+
+    def score_at(self, confidence: float) -> float:
+        """The raw score a confidence (0 to 1) stands for: thresholds set as a confidence."""
+        calibration = self.calibration
+        if calibration is None:
+            null = self.null_scores()
+            if null is None:
+                raise ValueError("the library has no indexed photos to set a confidence against")
+            calibration = fallback_calibration(null)
+        return calibration.score_at(confidence)
+
+    def _confidence_of(self, score: float | None) -> float | None:
+        return None if score is None else float(self.confidence(score))
 
     @property
     def model_id(self) -> int:
@@ -493,8 +553,8 @@ class Library:
         return row
 
     def labels(self, source: str | None = "user", ids: list[int] | None = None) -> list[LabelInfo]:
-        """Saved labels with their thresholds and how many photos are above them (from the score
-        columns: counts over every photo at once, means and spreads kept until the library changes)."""
+        """Saved labels with their thresholds and how many photos are above them (counted over the
+        score columns, every photo at once)."""
         with self.Session() as session:
             query = select(Label).order_by(Label.text)
             if source:
@@ -506,16 +566,16 @@ class Library:
             return []
         with self._lock:
             snapshot, columns = self.label_scores([label.text for label in labels])
+            automatic = self.automatic_threshold()
             result = []
             for label, scores in zip(labels, columns, strict=True):
                 if scores is None:  # the model cannot score it: listed, with nothing above its threshold
                     result.append(LabelInfo(label.id, label.text, label.threshold, label.threshold, 0, label.source))
                     continue
-                count, mean, mean_sq = self._moments(snapshot, label.text, scores)
-                effective = (label.threshold if label.threshold is not None
-                             else threshold_from_moments(count, mean, mean_sq))
+                effective = label.threshold if label.threshold is not None else automatic
                 above = int(np.count_nonzero(scores >= effective)) if effective is not None else 0
-                result.append(LabelInfo(label.id, label.text, label.threshold, effective, above, label.source))
+                result.append(LabelInfo(label.id, label.text, label.threshold, effective, above, label.source,
+                                        self._confidence_of(effective)))
         return result
 
     def vocabulary_labels(self) -> list[str]:
@@ -524,13 +584,13 @@ class Library:
 
     # -- search -------------------------------------------------------------------------------
 
-    def search(self, text: str, limit: int = 50) -> tuple[list[SearchHit], float | None]:
+    def search(self, text: str, limit: int = 50) -> SearchResult:
         """Top photos for any text (saved or not), best first, and the threshold that applies.
 
         A saved label ranks its score column. A text typed for the first time is scored over every
         photo of a small library; over a large one (more than EXACT_SEARCH_PHOTOS) the store's
-        summary tokens pick candidates that are then scored exactly, and the automatic threshold
-        comes from an exact sample of the library (saving the label computes it over every photo).
+        summary tokens pick candidates that are then scored exactly. The result's `note` says so
+        when no photo is above the threshold, and whether the text looks unknown to the model.
         """
         text = self.check_label(text)
         with self.Session() as session:
@@ -538,22 +598,39 @@ class Library:
         with self._lock:
             snapshot = self.snapshot()
             if not len(snapshot):
-                return [], None
+                return SearchResult([], None)
+            text = saved.text if saved is not None else text
             if saved is not None or len(snapshot) <= EXACT_SEARCH_PHOTOS:
-                text = saved.text if saved is not None else text
                 _, (scores,) = self.label_scores([text]) if saved is not None else self._typed_scores(text)
-                moments = self._moments(snapshot, text, scores)
                 top = _top(scores, snapshot.photo_ids, limit)
                 found = list(zip(snapshot.photo_ids[top].tolist(), scores[top].tolist(), strict=True))
+                best = float(scores.max())
             else:
-                found, moments = self._candidate_search(snapshot, text, limit)
-        threshold = saved.threshold if saved is not None and saved.threshold is not None else None
-        if threshold is None:
-            threshold = threshold_from_moments(*moments)
+                found = self._candidate_search(snapshot, text, limit)
+                best = found[0][1] if found else None
+            threshold = saved.threshold if saved is not None and saved.threshold is not None else None
+            if threshold is None:
+                threshold = self.automatic_threshold()
+            note = self._no_match_note(text, best, threshold)
+            confidences = self.confidence([score for _, score in found]).tolist()
+            threshold_confidence = self._confidence_of(threshold)
         with self.Session() as session:
             paths = dict(session.execute(select(Photo.id, Photo.path).where(
                 Photo.id.in_([photo_id for photo_id, _ in found]))).all())
-        return [SearchHit(photo_id, paths[photo_id], score) for photo_id, score in found], threshold
+        hits = [SearchHit(photo_id, paths[photo_id], score, confidence)
+                for (photo_id, score), confidence in zip(found, confidences, strict=True)]
+        return SearchResult(hits, threshold, note, threshold_confidence)
+
+    def _no_match_note(self, text: str, best: float | None, threshold: float | None) -> str | None:
+        """None when some photo is at or above the threshold; else what a person should be told."""
+        if best is None or threshold is None or best >= threshold:
+            return None
+        null = self.null_scores()
+        if null is not None and best <= null.best:
+            return (f"this model does not seem to know {text!r}: no photo scores above what random text "
+                    "scores here")
+        return (f"no photo clearly matches {text!r} (the best is {self._confidence_of(best):.0%}, "
+                f"the threshold {self._confidence_of(threshold):.0%})")
 
     def _typed_scores(self, text: str) -> tuple[Snapshot, list[np.ndarray]]:
         """A text that is not a saved label: scored over the store's photos, not kept on disk."""
@@ -562,18 +639,15 @@ class Library:
         unique, inverse = np.unique(snapshot.rows, return_inverse=True)
         return snapshot, [self.store.score_labels(z, rows=unique)[inverse.reshape(-1), 0]]
 
-    def _candidate_search(self, snapshot: Snapshot, text: str, limit: int):
-        """[(photo id, exact score)] of the best photos, and the score moments of an exact sample."""
+    def _candidate_search(self, snapshot: Snapshot, text: str, limit: int) -> list[tuple[int, float]]:
+        """[(photo id, exact score)] of the best photos, through the store's summary tokens."""
         z = self.label_embeddings([text])
         unique = np.unique(snapshot.rows)
         rows, exact = self.store.top_rows(z[0], unique, limit)
         score_of = dict(zip(rows.tolist(), exact.tolist(), strict=True))
         picked = np.flatnonzero(np.isin(snapshot.rows, rows))
-        found = sorted(((int(snapshot.photo_ids[i]), score_of[int(snapshot.rows[i])]) for i in picked),
-                       key=lambda item: (-item[1], item[0]))[:limit]
-        sample = np.random.default_rng(snapshot.version).choice(unique, min(len(unique), 2000), replace=False)
-        scores = self.store.score_labels(z, rows=np.sort(sample))[:, 0]
-        return found, (len(scores), float(scores.mean()), float(np.mean(np.square(scores, dtype=np.float64))))
+        return sorted(((int(snapshot.photo_ids[i]), score_of[int(snapshot.rows[i])]) for i in picked),
+                      key=lambda item: (-item[1], item[0]))[:limit]
 
     def photo_labels(self, photo: int | str | Path, limit: int = 10, source: str | None = None) -> list[PhotoLabel]:
         """A photo's best labels with scores, thresholds and a person's decisions."""
@@ -592,11 +666,13 @@ class Library:
                                              if column is not None}
         best = sorted(labels, key=lambda item: -score_of.get(item[0], -np.inf))[:limit]
         infos = {info.id: info for info in self.labels(source=None, ids=[*tags, *(i for i, _ in best)])}
-        result = [PhotoLabel(texts[label_id], score_of.get(label_id), infos[label_id].effective_threshold, status)
+        result = [PhotoLabel(texts[label_id], score_of.get(label_id), infos[label_id].effective_threshold, status,
+                             self._confidence_of(score_of.get(label_id)))
                   for label_id, status in tags.items()]
         for label_id, text in best:
             if label_id not in tags and len(result) < limit and label_id in score_of:
-                result.append(PhotoLabel(text, score_of[label_id], infos[label_id].effective_threshold, "auto"))
+                result.append(PhotoLabel(text, score_of[label_id], infos[label_id].effective_threshold, "auto",
+                                         self._confidence_of(score_of[label_id])))
         return result
 
     def similar(self, photo: int | str | Path, limit: int = 20) -> list[SearchHit]:

@@ -214,8 +214,9 @@ def test_cli_json_outputs(tmp_path, tiny_bundle, capsys):
     counts = json.loads(capsys.readouterr().out)
     assert counts == {"indexed": 7, "reused": 0, "unchanged": 0, "failed": 6, "removed": 0}
     assert mkt_desktop(["search", "sunny meadow", "--limit", "3", *common]) == 0
-    hits = json.loads(capsys.readouterr().out)
+    hits = json.loads(capsys.readouterr().out)["hits"]
     assert len(hits) == 3 and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    assert all(0 <= h["confidence"] <= 1 for h in hits)
     assert mkt_desktop(["failures", *common]) == 0
     failures = json.loads(capsys.readouterr().out)
     assert len(failures) == 6 and all(f["reason"] for f in failures)
