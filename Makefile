@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run lint venv clean gpu-wheels
+.PHONY: test test-tools run lint venv clean gpu-wheels
 
 venv: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# exiftool and exiv2: the oracles the sidecar tests read XMP back with (skipped with a message without them)
+test-tools:
+	apt-get install -y libimage-exiftool-perl exiv2 || sudo apt-get install -y libimage-exiftool-perl exiv2
 
 run: $(STAMP)
 	$(BIN)/mkt-desktop

@@ -48,7 +48,7 @@ class CalibrationError(ValueError):
 
 
 def _expit(x):
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, dtype=np.float64), -700.0, 700.0)))
 
 
 def _logit(p: float) -> float:

@@ -760,28 +760,34 @@ class Library:
         return result
 
     def export_xmp(self) -> tuple[int, list[tuple[str, str]]]:
-        """Write accepted / above-threshold labels as dc:subject into XMP sidecars beside the photos."""
+        """Bring every photo's XMP sidecar in line with the person's decisions: accepted and
+        above-threshold labels as dc:subject keywords; keywords this app wrote before that are now
+        rejected, below threshold or deleted are taken out (other programs' keywords stay).
+        Returns (sidecars rewritten, [(path, problem)])."""
         from mkt_desktop.library.export import remove_stale_temporaries
-        from mkt_desktop.library.xmp import SidecarError, write_subjects
+        from mkt_desktop.library.xmp import SidecarError, existing_sidecars, sync_subjects
 
+        tags = self.photo_tags()
+        with self.Session() as session:
+            paths = list(session.scalars(select(Photo.path).where(Photo.status == "ok").order_by(Photo.path)))
         written, problems, cleaned = 0, [], set()
-        for path, labels in sorted(self.photo_tags().items()):
+        for path in paths:
             subjects = []
-            for pl in labels:
+            for pl in tags.get(path, []):
                 bad = NOT_XML.search(pl.label) if pl.status != "rejected" else None
                 if bad:  # saved by a version that let it in: the photo's other labels are still written
                     problems.append((path, f"label {pl.label!r} left out: XMP cannot store U+{ord(bad.group()):04X}"))
                 elif pl.status != "rejected":
                     subjects.append(pl.label)
-            if not subjects:
+            if not subjects and not existing_sidecars(path):
                 continue
             folder = os.path.dirname(path)
             if folder not in cleaned:
                 cleaned.add(folder)
                 remove_stale_temporaries(folder)
             try:
-                write_subjects(path, subjects)
-                written += 1
+                if sync_subjects(path, subjects) is not None:
+                    written += 1
             except (SidecarError, OSError, ValueError) as exc:
                 problems.append((path, str(exc)))
         return written, problems

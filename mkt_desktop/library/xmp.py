@@ -9,6 +9,9 @@ carried into the new sidecar so no program's view loses them.
 Writing merges: the existing sidecar is parsed, the labels are added to its keyword lists without
 duplicates (case-insensitively, as labels are in this app), and every other element, attribute,
 namespace prefix and comment (darktable's history, ratings, digiKam's TagsList, ...) is written back.
+The keywords this app added are listed in the sidecar itself (`mktpt:WrittenKeywords`, a bag of
+its own namespace, which other programs keep and ignore), so that `sync_subjects` can take back
+what a person has since rejected, while a keyword another program wrote, even the same word, stays.
 Only a sidecar with nothing in it (an empty file, a bare `<x/>`) is replaced outright.
 The new labels go to dc:subject, and also to digiKam:TagsList and lr:hierarchicalSubject when those
 lists already exist, because digiKam and darktable read those first and would otherwise not show
@@ -39,6 +42,7 @@ NAMESPACES = {
     "digiKam": "http://www.digikam.org/ns/1.0/",
     "darktable": "http://darktable.sf.net/",
     "MicrosoftPhoto": "http://ns.microsoft.com/photo/1.0/",
+    "mktpt": "http://ns.mkt-photo-tagger.org/1.0/",
 }
 for _prefix, _uri in NAMESPACES.items():
     ET.register_namespace(_prefix, _uri)
@@ -55,6 +59,7 @@ DC_SUBJECT = _q("dc", "subject")
 DIGIKAM_TAGS = _q("digiKam", "TagsList")
 LR_HIERARCHICAL = _q("lr", "hierarchicalSubject")
 KEYWORD_LISTS = (DC_SUBJECT, DIGIKAM_TAGS, LR_HIERARCHICAL)  # dc:subject is always written, the others if present
+OURS = _q("mktpt", "WrittenKeywords")  # the keywords this app wrote (and may take back)
 
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _PACKET_BEGIN = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
@@ -122,6 +127,19 @@ def write_subjects(photo_path: str | os.PathLike, subjects: list[str]) -> Path:
     actually added. Raises SidecarError for an existing sidecar that cannot be parsed (left as it
     was), FileNotFoundError when the photo is gone, ValueError for a subject XML cannot hold.
     """
+    _update(photo_path, subjects, take_back=False)
+    return sidecar_path(photo_path)
+
+
+def sync_subjects(photo_path: str | os.PathLike, subjects: list[str]) -> Path | None:
+    """Make the keywords this app has written into the photo's sidecar exactly `subjects`: the new
+    ones are added, the ones it wrote earlier and no longer gives are removed from every keyword
+    list; keywords and fields of other programs stay. Returns the sidecar's path when it was
+    rewritten, None when nothing had to change (no file is created for no keywords)."""
+    return _update(photo_path, subjects, take_back=True)
+
+
+def _update(photo_path: str | os.PathLike, subjects: list[str], take_back: bool) -> Path | None:
     photo = Path(photo_path)
     if not photo.is_file():
         raise FileNotFoundError(f"{photo}: photo not found, no sidecar written")
@@ -132,23 +150,38 @@ def write_subjects(photo_path: str | os.PathLike, subjects: list[str]) -> Path:
         data = target.read_bytes()
     except FileNotFoundError:
         before, data = None, b""
+    carried: list[str] = []
     if not _holds_nothing(data):
         root, packet = _parse(data, target)
+    elif not new:
+        return None  # nothing to write, nothing to take back
     else:  # no sidecar, or one with nothing in it to lose
         root, packet = _new_sidecar(), False
         carried = [s for other in existing_sidecars(photo) if other != target for s in read_subjects(other)]
-        new = _union(carried, new)
 
     descriptions = _descriptions(root, target)
-    added = 0
+    ours_list = _keyword_list(descriptions, OURS, target)
+    ours_before = [] if ours_list is None else _items(ours_list)
+    wanted = {_key(s) for s in new}
+    dropped = {_key(s) for s in ours_before} - wanted if take_back else set()
+    present = set()  # keywords already in the sidecar's lists, whoever wrote them
+    changed = 0
     for tag in KEYWORD_LISTS:
         keywords = _keyword_list(descriptions, tag, target)
-        if keywords is None and tag == DC_SUBJECT:
+        if keywords is None and tag == DC_SUBJECT and (new or carried):
             keywords = ET.SubElement(ET.SubElement(descriptions[0], DC_SUBJECT), BAG)
         if keywords is not None:
-            added += _merge(keywords, new)
-    if added == 0:  # nothing new: the file (if any) stays byte for byte and keeps its mtime
-        return target
+            changed += _remove(keywords, dropped)
+            present |= {_key(s) for s in _items(keywords)}
+            changed += _merge(keywords, _union(carried, new))
+    ours_keys = {_key(s) for s in ours_before}
+    ours = [s for s in ours_before if _key(s) not in dropped]
+    ours += [s for s in new if _key(s) not in ours_keys and _key(s) not in present]  # only what this app added
+    if [_key(s) for s in ours] != [_key(s) for s in ours_before]:
+        changed += 1
+        _set_ours(descriptions, ours_list, ours)
+    if changed == 0:  # nothing new: the file (if any) stays byte for byte and keeps its mtime
+        return None
 
     ET.indent(root, space=" ")
     text = _XML_DECLARATION + (_PACKET_BEGIN if packet else "") + ET.tostring(root, encoding="unicode")
@@ -161,6 +194,19 @@ def write_subjects(photo_path: str | os.PathLike, subjects: list[str]) -> Path:
     with atomic_file(target) as file:
         file.write(output)
     return target
+
+
+def _set_ours(descriptions: list[ET.Element], ours_list: ET.Element | None, ours: list[str]) -> None:
+    """Rewrite the list of keywords this app wrote; an empty list goes away altogether."""
+    if ours_list is not None:
+        for description in descriptions:
+            prop = description.find(OURS)
+            if prop is not None:
+                description.remove(prop)
+    if ours:
+        bag = ET.SubElement(ET.SubElement(descriptions[0], OURS), BAG)
+        for subject in ours:
+            ET.SubElement(bag, LI).text = subject
 
 
 # -- parsing --------------------------------------------------------------------------------------
@@ -284,6 +330,16 @@ def _clean(subjects: list[str]) -> list[str]:
         if subject:
             clean = _union(clean, [subject])
     return clean
+
+
+def _remove(container: ET.Element, keys: set[str]) -> int:
+    """Remove the entries whose keyword is one of `keys` (case-folded); how many were removed."""
+    removed = 0
+    for li in container.findall(LI):
+        if li.text and _key(li.text) in keys:
+            container.remove(li)
+            removed += 1
+    return removed
 
 
 def _merge(container: ET.Element, subjects: list[str]) -> int:

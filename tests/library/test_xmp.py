@@ -21,6 +21,7 @@ RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 DC = "http://purl.org/dc/elements/1.1/"
 LR = "http://ns.adobe.com/lightroom/1.0/"
 DIGIKAM = "http://www.digikam.org/ns/1.0/"
+OURS_NS = "http://ns.mkt-photo-tagger.org/1.0/"
 
 DARKTABLE_SIDECAR = """<?xml version="1.0" encoding="UTF-8"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
@@ -180,6 +181,9 @@ def test_merge_keeps_everything_darktable_wrote(tmp_path):
         for li in list(keywords):
             if li.text in ("sunset", "sea"):
                 keywords.remove(li)
+    description = merged.find(f".//{{{RDF}}}Description")
+    assert bag(sidecar, OURS_NS, "WrittenKeywords") == ["sunset", "sea"]  # ours: "holiday" was darktable's already
+    description.remove(description.find(f"{{{OURS_NS}}}WrittenKeywords"))
     assert canonical(merged) == canonical(original)  # ...and the rest is exactly what darktable had
     text = sidecar.read_text(encoding="utf-8")
     assert "darktable:history" in text and "acme:custom" in text and "ns0:" not in text  # its own prefixes
