@@ -28,7 +28,7 @@ def open_library(db: str | None, settings: Settings, settings_path: Path, from_s
     the default one (kept in the settings when the bad one came from there); None if the person quits."""
     while True:
         try:
-            return Library(db_path=db, model=settings.model, engine_options=settings.engine_options)
+            return Library(db_path=db, model=settings.model, **settings.library_options)
         except DatabaseError as exc:
             dialog = dialogs.database_problem(None, str(exc), at_start=True)
             dialog.exec()

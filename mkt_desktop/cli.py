@@ -59,9 +59,12 @@ def _photo_lines(rows, threshold=None) -> list[str]:
 
 
 def _json_safe(data):
-    """Data as strict JSON holds it: a non-finite number (which json.dumps writes as NaN) becomes null."""
+    """Data as strict JSON holds it: a non-finite number (which json.dumps writes as NaN) becomes null,
+    a file name that is not UTF-8 its readable form."""
     if isinstance(data, float) and not math.isfinite(data):
         return None
+    if isinstance(data, str):
+        return _readable(data)
     if isinstance(data, dict):
         return {key: _json_safe(value) for key, value in data.items()}
     if isinstance(data, list | tuple):
@@ -69,12 +72,18 @@ def _json_safe(data):
     return data
 
 
+def _readable(text: str) -> str:
+    """A file name that is not UTF-8 (surrogate-escaped bytes in Python's str) as \\xNN escapes:
+    readable, and printable on any terminal (printing the str itself would raise)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _emit(args, data, text: str) -> None:
-    print(json.dumps(_json_safe(data), ensure_ascii=False, allow_nan=False) if args.json else text)
+    print(json.dumps(_json_safe(data), ensure_ascii=False, allow_nan=False) if args.json else _readable(text))
 
 
 def _warn(args, what: str) -> None:
-    print(f"mkt-desktop {args.command}: warning: {what}", file=sys.stderr)
+    print(_readable(f"mkt-desktop {args.command}: warning: {what}"), file=sys.stderr)
 
 
 def cmd_index(args) -> int:
@@ -414,9 +423,9 @@ def _open_window(args) -> int:
 
 def _fail(argv: list[str], message: str, rc: int) -> int:
     if "--json" in argv:
-        print(json.dumps({"error": message}, ensure_ascii=False))
+        print(json.dumps({"error": _readable(message)}, ensure_ascii=False))
     else:
-        print(message, file=sys.stderr)
+        print(_readable(message), file=sys.stderr)
     return rc
 
 

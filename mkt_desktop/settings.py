@@ -1,16 +1,23 @@
-"""The desktop app's settings: model, device, batch size, thumbnail size and database, kept in a JSON file.
+"""The desktop app's settings: model, device, batch size, thumbnail size, database and the folders
+indexing skips, kept in a JSON file.
 
 Read at start; a missing file means the defaults, and a broken one is reported and replaced by the
 defaults rather than stopping the app. Command-line flags win over the file for one run.
 """
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 DEVICES = ("auto", "cuda", "cpu")
 BATCH_SIZES = (1, 1024)
 THUMBNAIL_SIZES = (64, 512)
+
+
+def _default_skipped() -> tuple[str, ...]:
+    from mkt_desktop.library.scanner import DEFAULT_SKIPPED
+
+    return DEFAULT_SKIPPED
 
 
 @dataclass
@@ -20,6 +27,8 @@ class Settings:
     batch_size: int = 32  # photos per model call while indexing
     thumbnail_size: int = 128  # pixels, the longer side
     database: str = ""  # the library file; empty: library.sqlite in the user data folder
+    # folder names indexing never walks (shell patterns, any case): hidden, NAS thumbnails, recycle bins
+    skip_folders: list[str] = field(default_factory=lambda: list(_default_skipped()))
 
     def __post_init__(self) -> None:
         problems = []
@@ -33,8 +42,14 @@ class Settings:
                 problems.append(f"{name} must be a whole number from {low} to {high}, not {value!r}")
         if not isinstance(self.database, str):
             problems.append("database must be a file path or empty")
+        if not isinstance(self.skip_folders, list) or not all(isinstance(p, str) and p for p in self.skip_folders):
+            problems.append("skip_folders must be a list of folder names or patterns such as '@eaDir' or '.*'")
         if problems:
             raise ValueError("; ".join(problems))
+
+    @property
+    def library_options(self) -> dict:
+        return {"engine_options": self.engine_options, "skip_folders": list(self.skip_folders)}
 
     @property
     def engine_options(self) -> dict:

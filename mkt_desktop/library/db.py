@@ -2,6 +2,9 @@
 
 SQLAlchemy 2 over SQLite in WAL mode with foreign keys on. The schema carries a version;
 `open_database` creates a new database or migrates an older one step by step.
+File and folder paths are `FsPath` columns: a name that is not valid UTF-8 (any bytes are a valid
+POSIX name) is kept as its exact bytes (a BLOB in the same column), every other path as text, as
+before; both come back as the str Python's os functions take (surrogate-escaped, `os.fsdecode`).
 The vectors themselves live in the memory-mapped embedding store (`mkt_core.runtime.store`); the
 `embeddings` table maps (model, content hash) to the store's row id, so that byte-identical
 photos share one embedding and a moved photo keeps its own.
@@ -21,6 +24,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     create_engine,
     event,
@@ -47,6 +51,24 @@ class Base(DeclarativeBase):
     pass
 
 
+class FsPath(TypeDecorator):
+    """A file system path, stored losslessly: text when it is valid UTF-8, else its bytes."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates: bytes that are not UTF-8 (os.fsdecode)
+                return os.fsencode(value)
+        return value
+
+    def process_result_value(self, value, dialect):
+        return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
 class SchemaInfo(Base):
     __tablename__ = "schema_info"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -56,14 +78,14 @@ class SchemaInfo(Base):
 class Folder(Base):
     __tablename__ = "folders"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
     added: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Photo(Base):
     __tablename__ = "photos"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
     folder_id: Mapped[int | None] = mapped_column(ForeignKey("folders.id", ondelete="SET NULL"), index=True)
     size: Mapped[int] = mapped_column(Integer, default=0)
     mtime_ns: Mapped[int] = mapped_column(Integer, default=0)

@@ -93,7 +93,7 @@ class Indexer:
         found: dict[str, tuple[int, FoundFile]] = {}
         problems: list[_Failure] = []
         for folder_id, root in roots.items():
-            for item in scan(root):
+            for item in scan(root, self.lib.skip_folders):
                 if isinstance(item, ScanProblem):
                     problems.append(_Failure(item.path, folder_id, item.reason, True))  # the walk looks again anyway
                 else:

@@ -45,6 +45,7 @@ from mkt_desktop.library.labels import (
     null_scores,
 )
 from mkt_desktop.library.model_source import model_vocabulary, resolve_model
+from mkt_desktop.library.scanner import DEFAULT_SKIPPED, printable_path
 from mkt_desktop.library.scores import ScoreColumns
 from mkt_desktop.library.snapshot import ChangeWatch, Snapshot, build_snapshot
 from mkt_desktop.paths import default_data_dir
@@ -125,13 +126,15 @@ class _UnusableLabel(Exception):
 
 class Library:
     def __init__(self, db_path: str | Path | None = None, model: str = "demo", engine_options: dict | None = None,
-                 vocabulary: bool = True, engine=None):
+                 vocabulary: bool = True, engine=None, skip_folders: list[str] | tuple[str, ...] | None = None):
         """`engine`: an engine already made (anything with `bundle`, `encode_images`, `encode_labels`),
-        used instead of loading `model`; benchmarks give a generated one."""
+        used instead of loading `model`; benchmarks give a generated one. `skip_folders`: folder name
+        patterns indexing does not walk (default: scanner.DEFAULT_SKIPPED, hidden and NAS folders)."""
         self.db_path = Path(db_path).expanduser() if db_path else default_data_dir() / "library.sqlite"
         self.read_only = not database_writable(self.db_path)  # search, browse and export still work
         self.Session = open_database(self.db_path, read_only=self.read_only)
         self.model_spec = model
+        self.skip_folders = tuple(DEFAULT_SKIPPED if skip_folders is None else skip_folders)
         self.engine_options = engine_options or {}
         self._engine = engine
         self._bundle = None
@@ -793,8 +796,9 @@ class Library:
         return written, problems
 
     def export_rows(self) -> list[dict]:
-        return [{"path": path, "labels": [{"label": pl.label, "score": pl.score, "status": pl.status}
-                                          for pl in labels]}
+        """CSV / JSON rows; a path that is not UTF-8 is written in its readable form (\\xNN escapes)."""
+        return [{"path": printable_path(path),
+                 "labels": [{"label": pl.label, "score": pl.score, "status": pl.status} for pl in labels]}
                 for path, labels in sorted(self.photo_tags().items())]
 
     def forget_missing(self) -> int:

@@ -1,8 +1,14 @@
 """Finding photos on disk: the walk, content hashes and the EXIF capture time.
 
 The walk never stops on a bad entry. Whatever it cannot use (a folder it may not read, a
-symlink that loops, a name that is not valid UTF-8) comes out as a `ScanProblem` with a
-plain reason, so the caller can list it under failures while every other photo is found.
+symlink that loops) comes out as a `ScanProblem` with a plain reason, so the caller can list it
+under failures while every other photo is found. A name that is not valid UTF-8 is a valid POSIX
+name: it is found like any other, as Python's surrogate-escaped text (`os.fsdecode`), which gives
+back the exact bytes (`os.fsencode`); `printable_path` is its readable form.
+
+Folders whose names match `DEFAULT_SKIPPED` (hidden ones, and what NAS boxes and file managers
+leave about: Synology's @eaDir and #recycle, QNAP's @Recycle, Windows' $RECYCLE.BIN...) are not
+walked; `scan(root, skip=...)` takes other patterns (the app's `skip_folders` setting).
 
 Symbolic links are followed, to files and to folders, as digiKam and Immich users expect of a
 library that links in an external drive. Real folders are walked first and linked folders
@@ -11,6 +17,7 @@ never walked twice (visited folders are tracked by (st_dev, st_ino)).
 """
 
 import errno
+import fnmatch
 import hashlib
 import os
 import re
@@ -47,6 +54,16 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
 CHUNK_SIZE = 1 << 20  # 1 MiB reads keep the per-call overhead negligible next to the hashing itself
 
 _DirId = tuple[int, int]  # (st_dev, st_ino)
+
+# Folder names never walked by default (case-insensitive shell patterns): hidden folders (.git,
+# .thumbnails, .Trash-1000...), NAS thumbnails and recycle bins, Windows' and ext4's system folders.
+DEFAULT_SKIPPED: tuple[str, ...] = (".*", "@eaDir", "#recycle", "#snapshot", "@Recycle", "@Recently-Snapshot",
+                                    "$RECYCLE.BIN", "System Volume Information", "lost+found")
+
+
+def skipped_folder(name: str, patterns: tuple[str, ...] | list[str]) -> bool:
+    folded = name.casefold()
+    return any(fnmatch.fnmatchcase(folded, pattern.casefold()) for pattern in patterns)
 
 
 def heic_supported() -> bool:
@@ -85,15 +102,6 @@ def printable_path(path: str | bytes | os.PathLike) -> str:
     return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
-def _valid_utf8(name: str) -> bool:
-    """On Linux, os.scandir decodes bad bytes as lone surrogates; those names cannot be stored as text."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
@@ -111,39 +119,39 @@ class _Link:
     ancestors: tuple[_DirId, ...]  # the folders walked to reach the link, including the one holding it
 
 
-def scan(root: str | bytes | os.PathLike) -> Iterator[FoundFile | ScanProblem]:
+def scan(root: str | bytes | os.PathLike, skip: tuple[str, ...] | list[str] = DEFAULT_SKIPPED
+         ) -> Iterator[FoundFile | ScanProblem]:
     """Every photo under `root` (recursively), and a ScanProblem for everything that could not be looked at.
 
-    Hidden files and folders (name starting with ".") and non-photo files are skipped silently.
-    Within a folder, entries come in name order, so two scans of the same tree agree.
+    Hidden files (name starting with "."), folders matching `skip` and non-photo files are skipped
+    silently. Within a folder, entries come in name order, so two scans of the same tree agree.
     """
     root = os.fsdecode(root)
-    if not _valid_utf8(root):
-        yield ScanProblem(printable_path(root), "folder name is not valid UTF-8")
-        return
+    skip = tuple(skip)
     try:
         st = os.stat(root)
     except OSError as exc:
-        yield ScanProblem(root, "folder not found" if isinstance(exc, FileNotFoundError) else _reason(exc))
+        yield ScanProblem(printable_path(root), "folder not found" if isinstance(exc, FileNotFoundError)
+                          else _reason(exc))
         return
     if not stat.S_ISDIR(st.st_mode):
-        yield ScanProblem(root, "not a folder")
+        yield ScanProblem(printable_path(root), "not a folder")
         return
     root_id = (st.st_dev, st.st_ino)
     visited: set[_DirId] = {root_id}
     links: deque[_Link] = deque()
-    yield from _walk(root, (root_id,), visited, links)
+    yield from _walk(root, (root_id,), visited, links, skip)
     while links:
         link = links.popleft()
         if link.target in link.ancestors:
-            yield ScanProblem(link.path, "symlink loop")
+            yield ScanProblem(printable_path(link.path), "symlink loop")
         elif link.target not in visited:  # else: already walked under its real path or another link
             visited.add(link.target)
-            yield from _walk(link.path, link.ancestors + (link.target,), visited, links)
+            yield from _walk(link.path, link.ancestors + (link.target,), visited, links, skip)
 
 
 def _walk(top: str, top_ancestors: tuple[_DirId, ...], visited: set[_DirId],
-          links: deque[_Link]) -> Iterator[FoundFile | ScanProblem]:
+          links: deque[_Link], skip: tuple[str, ...]) -> Iterator[FoundFile | ScanProblem]:
     """Depth-first over real folders below `top`; linked folders are queued on `links` for later."""
     stack: list[tuple[str, tuple[_DirId, ...]]] = [(top, top_ancestors)]
     while stack:
@@ -156,8 +164,8 @@ def _walk(top: str, top_ancestors: tuple[_DirId, ...], visited: set[_DirId],
             continue
         subfolders: list[tuple[str, tuple[_DirId, ...]]] = []
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
+            if entry.name.startswith(".") and (skipped_folder(entry.name, skip) or is_photo_name(entry.name)):
+                continue  # hidden: a folder the settings skip (the default), or a file like macOS' "._IMG_1.jpg"
             is_link = False
             try:
                 is_link = entry.is_symlink()
@@ -180,21 +188,19 @@ def _walk(top: str, top_ancestors: tuple[_DirId, ...], visited: set[_DirId],
                 yield ScanProblem(printable_path(entry.path), _reason(exc))
                 continue
 
-            if not _valid_utf8(entry.name):
-                what = "folder" if kind == "dir" else "file"
-                yield ScanProblem(printable_path(entry.path), f"{what} name is not valid UTF-8")
+            if kind == "dir" and skipped_folder(entry.name, skip):
                 continue
             if kind == "file":
                 if stat.S_ISREG(info.st_mode):
                     yield FoundFile(entry.path, info.st_size, info.st_mtime_ns)
                 else:  # a FIFO or device named like a photo: reading it could block forever
-                    yield ScanProblem(entry.path, "not a regular file")
+                    yield ScanProblem(printable_path(entry.path), "not a regular file")
                 continue
             dir_id = (info.st_dev, info.st_ino)
             if is_link:
                 links.append(_Link(entry.path, dir_id, ancestors))
             elif dir_id in ancestors:  # only a bind mount can make a real folder contain itself
-                yield ScanProblem(entry.path, "folder loop (bind mount)")
+                yield ScanProblem(printable_path(entry.path), "folder loop (bind mount)")
             elif dir_id not in visited:
                 visited.add(dir_id)
                 subfolders.append((entry.path, ancestors + (dir_id,)))

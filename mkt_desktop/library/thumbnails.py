@@ -1,22 +1,21 @@
-"""Pictures for the screen of photos Qt cannot read itself: HEIC/HEIF and camera RAW.
+"""Pictures for the screen, from the decoder that indexes the photos.
 
-The window decodes JPEG, PNG and the like with Qt's own readers (fast, reduced-size decoding).
-Qt ships no HEIF or RAW reader, and its TIFF reader would show a RAW's tiny first-IFD thumbnail,
-so those go through the decoder that indexes them (`mkt_core.runtime.images.load_rgb`): the
-grid shows what the model saw.
+Qt's own readers show a 16-bit PNG black, ignore a CMYK JPEG's inversion, cannot open a file whose
+name is not UTF-8, and ship no HEIF or RAW reader (its TIFF reader would show a RAW's tiny first-IFD
+thumbnail). So every thumbnail goes through `mkt_core.runtime.images.load_rgb` (EXIF rotation,
+CMYK, 16-bit, palette, alpha over white, first frame, JPEG draft mode for speed): the grid shows
+what the model saw.
 """
-
-import os
 
 import numpy as np
 from PIL import Image
 
-from mkt_core.runtime.images import HEIF_SUFFIXES, RAW_SUFFIXES, ImageLoadError, load_rgb
+from mkt_core.runtime.images import ImageLoadError, load_rgb
 
 
 def needs_own_decoder(path: str) -> bool:
-    """True for the formats the window must not leave to Qt (HEIC/HEIF, camera RAW)."""
-    return os.path.splitext(path)[1].lower() in HEIF_SUFFIXES | RAW_SUFFIXES
+    """Whether the window must not leave this photo to Qt: true of every photo (see the docstring)."""
+    return True
 
 
 def decode_thumbnail(path: str, size: int) -> np.ndarray | None:

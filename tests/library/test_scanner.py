@@ -23,6 +23,7 @@ from mkt_desktop.library.scanner import (
     hash_stable,
     heic_supported,
     parse_exif_datetime,
+    printable_path,
     scan,
 )
 
@@ -180,7 +181,7 @@ def test_missing_root_or_file_root(tmp_path):
     assert list(scan(file)) == [ScanProblem(str(file), "not a folder")]
 
 
-def test_names_that_are_not_utf8_are_reported_readably_and_skipped(tmp_path):
+def test_names_that_are_not_utf8_are_found_and_give_back_their_exact_bytes(tmp_path):
     base = os.fsencode(tmp_path)
     try:
         with open(os.path.join(base, b"bad\xff.jpg"), "wb") as file:
@@ -188,20 +189,28 @@ def test_names_that_are_not_utf8_are_reported_readably_and_skipped(tmp_path):
         os.mkdir(os.path.join(base, b"dir\xfe"))
     except OSError as exc:  # some file systems refuse such names outright
         pytest.skip(f"this file system does not take non-UTF-8 names: {exc}")
-    photo(Path(os.fsdecode(os.path.join(base, b"dir\xfe"))) / "inside.jpg")
-    with open(os.path.join(base, b"notes\xff.txt"), "wb") as file:  # not a photo: not worth a problem
+    inside = photo(Path(os.fsdecode(os.path.join(base, b"dir\xfe"))) / "inside.jpg")
+    with open(os.path.join(base, b"notes\xff.txt"), "wb") as file:  # not a photo
         file.write(b"x")
     good = photo(tmp_path / "good.jpg")
 
     items = list(scan(tmp_path))
 
-    assert set(found(items)) == {str(good)}
-    assert problems(items) == {
-        f"{tmp_path}/bad\\xff.jpg": "file name is not valid UTF-8",
-        f"{tmp_path}/dir\\xfe": "folder name is not valid UTF-8",
-    }
-    for item in items:  # everything handed back can be stored as text
-        item.path.encode("utf-8")
+    assert problems(items) == {}
+    assert {os.fsencode(p) for p in found(items)} == {os.path.join(base, b"bad\xff.jpg"), os.fsencode(inside),
+                                                      os.fsencode(good)}
+    assert printable_path(os.fsdecode(os.path.join(base, b"bad\xff.jpg"))) == f"{tmp_path}/bad\\xff.jpg"
+
+
+def test_hidden_and_nas_folders_are_skipped_unless_the_setting_says_otherwise(tmp_path):
+    for folder in (".git", "@eaDir", ".thumbnails", "#recycle", "#Recycle", "$RECYCLE.BIN", "keep"):
+        photo(tmp_path / folder / "x.jpg")
+    photo(tmp_path / ".hidden.jpg")  # a hidden file, such as macOS' "._x.jpg", is never a photo
+    assert {Path(p).parent.name for p in found(scan(tmp_path))} == {"keep"}
+    everything = {Path(p).parent.name for p in found(scan(tmp_path, skip=()))}
+    assert everything == {".git", "@eaDir", ".thumbnails", "#recycle", "#Recycle", "$RECYCLE.BIN", "keep"}
+    assert {Path(p).parent.name for p in found(scan(tmp_path, skip=[".*"]))} == {"@eaDir", "#recycle", "#Recycle",
+                                                                                "$RECYCLE.BIN", "keep"}
 
 
 def test_pipe_named_like_a_photo_is_reported_not_read(tmp_path):

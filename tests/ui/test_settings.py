@@ -7,6 +7,7 @@ from PIL import Image
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QImage
 
+from mkt_desktop.library.scanner import DEFAULT_SKIPPED
 from mkt_desktop.settings import Settings, load_settings
 from mkt_desktop.ui.photo_grid import PhotoModel, cached_thumbnail_path
 from mkt_desktop.ui.settings_dialog import SettingsDialog
@@ -47,7 +48,8 @@ def test_settings_dialog_saves_and_the_thumbnail_size_applies_at_once(qtbot, tmp
     dialog.batch_spin.setValue(4)
     window.apply_settings(dialog.settings())
     saved = json.loads(path.read_text())
-    assert saved == {"model": tiny_bundle, "device": "cpu", "batch_size": 4, "thumbnail_size": 200, "database": ""}
+    assert saved == {"model": tiny_bundle, "device": "cpu", "batch_size": 4, "thumbnail_size": 200, "database": "",
+                     "skip_folders": list(DEFAULT_SKIPPED)}
     assert window.grid.iconSize().width() == 200 and window.photo_model.thumb_size == 200
     window.close()
 
