@@ -117,6 +117,8 @@ def cmd_index(args) -> int:
     for label, reason in report.skipped_labels:
         _warn(args, f"label {label!r} not scored: {reason} (rename or remove it)")
     counts = report.counts()
+    for line in report.repairs:
+        _warn(args, f"repaired: {line}")
     text = ", ".join(f"{k} {v}" for k, v in counts.items())
     if report.failures and not args.json:
         text += "\n" + "\n".join(f"  failed: {path}: {reason}" for path, reason in report.failures)
@@ -149,6 +151,8 @@ def cmd_search(args) -> int:
               if threshold is not None else "")
     if result.note:
         footer = result.note
+    if result.warning:
+        _warn(args, result.warning)
     _emit(args, data, "\n".join(lines + [footer]) if lines else "no indexed photos")
     return 0
 
@@ -323,6 +327,20 @@ MODEL_HELP = ("'demo', a bundle folder, or an open_clip CLIP: clip:NAME/TAG (cli
               "once) or clip:NAME/PATH to a local weights file (clip:ViT-B-16//home/me/open_clip_pytorch_model.bin)")
 
 
+def cmd_check(args) -> int:
+    """Report damage to the database and the embedding store, and repair what can be repaired."""
+    from mkt_desktop.library.db import DatabaseError
+
+    try:
+        problems = _library(args).check()
+    except DatabaseError as exc:
+        _emit(args, {"problems": [str(exc)], "healthy": False}, f"damaged: {exc}")
+        return 1
+    text = "\n".join(f"found and repaired: {line}" for line in problems) or "no damage found"
+    _emit(args, {"problems": problems, "healthy": not problems}, text)
+    return 0
+
+
 def _add_view_options(p: argparse.ArgumentParser, default_sort: str = "best") -> None:
     p.add_argument("--folder", help="only the photos of this library folder")
     p.add_argument("--taken-from", metavar="DATE", help="taken on or after: YYYY, YYYY-MM or YYYY-MM-DD")
@@ -386,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tags)
     p = sub.add_parser("failures", parents=[common], help="files that could not be indexed, and why")
     p.set_defaults(func=cmd_failures)
+    p = sub.add_parser("check", parents=[common], help="find damage to the library and repair what can be")
+    p.set_defaults(func=cmd_check)
     p = sub.add_parser("export", parents=[common], help="write XMP sidecars, CSV or JSON")
     p.add_argument("--xmp", action="store_true", help="dc:subject in photo.jpg.xmp beside each photo")
     p.add_argument("--csv", metavar="FILE")

@@ -31,6 +31,9 @@ Files in the store's folder:
                   (k-means centroids of the photo's tokens), derived from local.bin and completed
                   from it whenever shorter (a crash, an older store): never the only copy of anything
     count         the number of committed photos, as text                (replaced atomically)
+    blocks        one JSON line per append: its first row, its rows and the CRC-32 of each data
+                  file's bytes for them (append only; written before `count`)
+    verified      the data files' sizes and mtimes when last verified clean (or appended to since)
 
 Search over a large store first scores the summary tokens (a max over 8 centroids stands in for the
 top-k mean over N patches: N / 8 times less work), then scores the best candidates exactly
@@ -39,13 +42,23 @@ top-k mean over N patches: N / 8 times less work), then scores the best candidat
 Each field has its own file so that scoring reads contiguous memory-mapped blocks. An append
 writes its rows, fsyncs the data files, then replaces `count` (write, fsync, rename, fsync the
 folder). A crash in between leaves a tail beyond `count` that is ignored on open and
-overwritten by the next append: what was committed is never lost. Ids are integers the caller
+overwritten by the next append: what was committed is never lost.
+
+Damage is noticed, never papered over: opening checks what is cheap (store.json, codec.npz, a
+`count` that parses, data files that hold every committed row) and raises StoreDamaged naming the
+file; `verify()` reads every committed block against its checksum (random bytes, a bad disk).
+`EmbeddingStore.repair` rebuilds a damaged store from the blocks that are whole (the damaged folder
+is kept aside, renamed): what it could not keep, the app computes again. Ids are integers the caller
 gives (the app's photo ids); an id appended again supersedes its earlier record. One writer at a
 time (the app's indexer); any number of readers, which see new photos after `refresh()`.
 """
 
 import json
 import os
+import shutil
+import time
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +129,13 @@ class StoreError(ValueError):
     """A store folder that cannot be used; the message names the file and the reason."""
 
 
+class StoreDamaged(StoreError):
+    """A store whose files were damaged or lost (not a program or user error); `EmbeddingStore.repair` heals it."""
+
+
+DATA_FILES = ("ids", "global", "local", "scale")
+
+
 class EmbeddingStore:
     """Append-only, memory-mapped store of compressed photo embeddings for one model."""
 
@@ -160,10 +180,12 @@ class EmbeddingStore:
         local_dims = min(local_dims, embed_dim) if num_patches else 0
         meta = {"format": FORMAT, "version": VERSION, "embed_dim": embed_dim, "num_patches": num_patches,
                 "top_k": top_k, "local_dims": local_dims, "fingerprint": fingerprint}
-        for name in ("ids", "global", "local", "scale"):
+        for name in DATA_FILES:
             (folder / f"{name}.bin").touch()
+        (folder / "blocks").touch()
         _atomic_write(folder / "count", b"0\n")
         store = cls(folder, meta, None, writable=True)
+        _atomic_write(folder / "verified", json.dumps(store._stamp()).encode())
         if codec is not None:
             store._set_codec(codec)
         _atomic_write(folder / "store.json", json.dumps(meta, indent=2).encode())
@@ -173,6 +195,8 @@ class EmbeddingStore:
     def for_bundle(cls, folder: str | Path, bundle, local_dims: int = 128) -> "EmbeddingStore":
         """Open the store in `folder`, or create it for `bundle`; refuse one made by another model."""
         folder = Path(folder)
+        if not (folder / "store.json").exists() and _holds_data(folder):
+            raise StoreDamaged(f"{folder / 'store.json'}: missing, but {folder} holds embeddings")
         if (folder / "store.json").exists():
             store = cls.open(folder)
             if store.fingerprint != bundle.fingerprint:
@@ -191,14 +215,20 @@ class EmbeddingStore:
         try:
             meta = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StoreError(f"{path}: malformed JSON: {exc}") from exc
+            raise StoreDamaged(f"{path}: malformed JSON: {exc}") from exc
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise StoreError(f"{path}: not an embedding store")
+            raise StoreDamaged(f"{path}: not an embedding store")
+        if isinstance(meta.get("version"), int) and meta["version"] > VERSION:
+            raise StoreError(f"{path}: store version {meta.get('version')!r}; this program reads version {VERSION}")
+        if meta.get("version") not in (1, VERSION):
+            raise StoreDamaged(f"{path}: store version {meta.get('version')!r} was never written by this program")
+        for key in ("embed_dim", "num_patches", "top_k", "local_dims"):
+            if not isinstance(meta.get(key), int) or meta[key] < (1 if key == "embed_dim" else 0):
+                raise StoreDamaged(f"{path}: malformed: {key} is {meta.get(key)!r}")
         if meta.get("version") == 1 and writable:
             meta = _upgrade_from_version_1(folder, meta)
-        if meta.get("version") not in (1, VERSION):
-            raise StoreError(f"{path}: store version {meta.get('version')!r}; this program reads version {VERSION}")
-        return cls(folder, meta, _load_codec(folder), writable)
+        codec = _read_codec(folder, meta)
+        return cls(folder, meta, codec, writable)
 
     def _set_codec(self, codec: LocalCodec) -> None:
         if codec.dims != self.local_dims or codec.mean.shape != (self.embed_dim,):
@@ -220,15 +250,23 @@ class EmbeddingStore:
         every query. The codec another process fitted with its first append is picked up too.
         """
         if self.codec is None and self.num_patches:
-            self.codec = _load_codec(self.folder)
+            self.codec = _read_codec(self.folder, self.meta)
         committed = _read_count(self.folder / "count")
-        # a count ahead of the data (cannot happen with fsync, but disks lie): trust the data
-        rows = [(self.folder / f"{name}.bin").stat().st_size // size for name, size in self.row_bytes.items()
-                if not (name == "scale" and self.meta["version"] == 1)]
-        count = min([committed, *rows])
-        if count == self._count and (count == 0 or self._global is not None):
+        for name, size in self.row_bytes.items():  # every committed row must be there (disks lie; files get cut)
+            if name == "scale" and self.meta["version"] == 1:
+                continue
+            path = self.folder / f"{name}.bin"
+            try:
+                held = path.stat().st_size // size
+            except FileNotFoundError:
+                raise StoreDamaged(f"{path}: missing ({committed} photos committed)") from None
+            if held < committed:
+                raise StoreDamaged(f"{path}: holds {held} photos where {committed} were committed (truncated)")
+        if self.num_patches and committed and self.codec is None:
+            raise StoreDamaged(f"{self.folder / 'codec.npz'}: missing ({committed} photos committed)")
+        if committed == self._count and (committed == 0 or self._global is not None):
             return  # the store only grows: the same count is the same data
-        self._count = count
+        self._count = committed
         if self._summary is not None and len(self._summary) != self._count:
             self._summary = self._summary_scale = None
         if self._count:
@@ -321,17 +359,108 @@ class EmbeddingStore:
                 raise ValueError(f"token factors must be [{len(ids)}, {self.num_patches}], each at least 1")
             parts["scale"] = token_scale.astype("<f2")
         self.refresh()  # another writer may have committed meanwhile
+        clean = self._verified_stamp() == self._stamp()  # verified and untouched since: stays verified
+        checksums = {}
         for name, rows in parts.items():
+            data = np.ascontiguousarray(rows).tobytes()
+            checksums[name] = zlib.crc32(data)
             with open(self.folder / f"{name}.bin", "r+b") as f:
                 f.seek(self._count * self.row_bytes[name])  # over any torn tail of an interrupted append
-                f.write(np.ascontiguousarray(rows).tobytes())
+                f.write(data)
                 f.truncate()
                 f.flush()
                 os.fsync(f.fileno())
+        _append_line(self.folder / "blocks", {"start": self._count, "rows": len(ids), "crc32": checksums})
         _atomic_write(self.folder / "count", f"{self._count + len(ids)}\n".encode())
+        if clean:
+            _atomic_write(self.folder / "verified", json.dumps(self._stamp()).encode())
         self.refresh()
         if self.num_patches:
             self._complete_summaries()  # derived data: a crash before this only delays it
+
+    # -- damage -------------------------------------------------------------------------------
+
+    def blocks(self) -> list[dict]:
+        """The committed appends, in row order, with their checksums (see `_read_blocks`)."""
+        return [b for b in _read_blocks(self.folder / "blocks") if b["start"] + b["rows"] <= self._count]
+
+    def _stamp(self) -> dict:
+        return {name: [(self.folder / f"{name}.bin").stat().st_size, (self.folder / f"{name}.bin").stat().st_mtime_ns]
+                for name in self.row_bytes}
+
+    def _verified_stamp(self) -> dict | None:
+        try:
+            return json.loads((self.folder / "verified").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def verify(self, full: bool = True) -> list[str]:
+        """Read every committed row against its block's checksum; one line per damaged block and file.
+        `full=False` skips the reading when no data file changed (size, mtime) since the last clean
+        verification or append by this program: what an index run does, where `check` reads all.
+        Rows from before checksums (a store of an older version) are counted as unverified."""
+        if not full and self._verified_stamp() == self._stamp():
+            return []
+        problems = []
+        blocks = self.blocks()
+        for name, size in self.row_bytes.items():
+            path = self.folder / f"{name}.bin"
+            with open(path, "rb") as f:
+                for block in blocks:
+                    f.seek(block["start"] * size)
+                    if zlib.crc32(f.read(block["rows"] * size)) != block["crc32"].get(name):
+                        problems.append(f"{path}: photos {block['start']} to {block['start'] + block['rows'] - 1} "
+                                        "do not match their checksum (damaged)")
+        if not problems and self.writable:
+            _atomic_write(self.folder / "verified", json.dumps(self._stamp()).encode())
+        return problems
+
+    def unverified_rows(self) -> int:
+        """Committed rows no checksum covers (written by a version before checksums)."""
+        blocks = self.blocks()
+        return self._count - (blocks[-1]["start"] + blocks[-1]["rows"] if blocks else 0)
+
+    def cover_unverified(self) -> int:
+        """Checksum the rows an older version wrote without them (as they are now); how many."""
+        rows = self.unverified_rows()
+        if rows and self.writable:
+            start = self._count - rows
+            checksums = {}
+            for name, size in self.row_bytes.items():
+                with open(self.folder / f"{name}.bin", "rb") as f:
+                    f.seek(start * size)
+                    checksums[name] = zlib.crc32(f.read(rows * size))
+            _append_line(self.folder / "blocks", {"start": start, "rows": rows, "crc32": checksums})
+        return rows if self.writable else 0
+
+    @classmethod
+    def repair(cls, folder: str | Path, bundle, full: bool = True) -> tuple["EmbeddingStore", list[str]]:
+        """The store of `bundle` in `folder`, healed: (store, one line per problem found and what was done).
+
+        A store that opens and verifies (`verify(full)`) is left alone. Otherwise a new one is built beside it from
+        every block that is whole (all data files present, checksums right), and the damaged folder
+        is renamed `<name>.damaged-<time>` (nothing is deleted). Rows that could not be kept are
+        simply not in the new store: the app sees their photos as not embedded and embeds them again.
+        """
+        folder = Path(folder)
+        try:
+            store = cls.for_bundle(folder, bundle)
+        except StoreDamaged as exc:
+            problems = [str(exc)]
+        else:
+            problems = store.verify(full)
+            if not problems:
+                return store, []
+        new = folder.with_name(folder.name + ".rebuilding")
+        shutil.rmtree(new, ignore_errors=True)
+        kept, total = _salvage(folder, new, bundle)
+        aside = folder.with_name(f"{folder.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(folder, aside)
+        os.replace(new, folder)
+        _fsync_dir(folder.parent)
+        problems.append(f"{folder}: rebuilt with the {kept} of {total} photos that were whole; the rest will be "
+                        f"embedded again; the damaged store is kept in {aside}")
+        return cls.open(folder), problems
 
     # -- scoring ------------------------------------------------------------------------------
 
@@ -608,20 +737,117 @@ def _upgrade_from_version_1(folder: Path, meta: dict) -> dict:
     return meta
 
 
-def _load_codec(folder: Path) -> LocalCodec | None:
-    if not (folder / "codec.npz").is_file():
-        return None
-    with np.load(folder / "codec.npz") as data:
-        return LocalCodec(data["mean"], data["components"], data["scales"])
-
-
 def _read_count(path: Path) -> int:
     try:
-        return int(path.read_text(encoding="ascii").strip() or 0)
+        count = int(path.read_text(encoding="ascii").strip())
     except FileNotFoundError:
-        return 0
-    except ValueError as exc:
-        raise StoreError(f"{path}: malformed record count") from exc
+        raise StoreDamaged(f"{path}: missing (the number of committed photos)") from None
+    except (ValueError, UnicodeDecodeError):
+        raise StoreDamaged(f"{path}: malformed record count") from None
+    if count < 0:
+        raise StoreDamaged(f"{path}: negative record count {count}")
+    return count
+
+
+def _read_codec(folder: Path, meta: dict) -> LocalCodec | None:
+    path = folder / "codec.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            codec = LocalCodec(data["mean"], data["components"], data["scales"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise StoreDamaged(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+    dims, d = int(meta["local_dims"]), int(meta["embed_dim"])
+    if codec.components.shape != (dims, d) or codec.mean.shape != (d,) or codec.scales.shape != (dims,):
+        raise StoreDamaged(f"{path}: holds a codec of {list(codec.components.shape)}, not [{dims}, {d}]")
+    return codec
+
+
+def _holds_data(folder: Path) -> bool:
+    """Whether a folder without store.json still holds embeddings (then it is damaged, not new)."""
+    return any((folder / f"{name}.bin").is_file() and (folder / f"{name}.bin").stat().st_size
+               for name in DATA_FILES) or (folder / "codec.npz").exists()
+
+
+def _append_line(path: Path, record: dict) -> None:
+    with open(path, "ab") as f:
+        f.write((json.dumps(record, separators=(",", ":")) + "\n").encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_blocks(path: Path) -> list[dict]:
+    """The appends recorded in `blocks`, as one chain from row 0: a line that starts before the end of
+    the chain (an append redone after a crash) replaces what followed; a torn last line is ignored."""
+    chain: list[dict] = []
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            block = json.loads(line)
+            start, rows = int(block["start"]), int(block["rows"])
+            dict(block["crc32"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        while chain and chain[-1]["start"] >= start:
+            chain.pop()
+        if start == (chain[-1]["start"] + chain[-1]["rows"] if chain else 0) and rows > 0:
+            chain.append(block)
+    return chain
+
+
+def _salvage(old: Path, new: Path, bundle) -> tuple[int, int]:
+    """Copy into a new store at `new` every row of `old` that is whole: (rows kept, rows committed)."""
+    try:
+        meta = json.loads((old / "store.json").read_text(encoding="utf-8"))
+        dims = int(meta["local_dims"])
+        codec = _read_codec(old, meta) if int(meta["num_patches"]) else None
+    except (OSError, ValueError, KeyError, TypeError, StoreDamaged):
+        meta, codec, dims = None, None, 128
+    fresh = EmbeddingStore.create(new, bundle.embed_dim, bundle.num_patches, bundle.top_k, bundle.fingerprint,
+                                  local_dims=dims, codec=codec)
+    if meta is None or (fresh.num_patches and codec is None) or meta.get("fingerprint") != bundle.fingerprint:
+        return 0, 0
+    sizes = {}
+    for name, size in fresh.row_bytes.items():
+        path = old / f"{name}.bin"
+        sizes[name] = path.stat().st_size // size if path.is_file() else 0
+    blocks = _read_blocks(old / "blocks")
+    if not blocks:  # an older store, without checksums: every row that all the files hold
+        rows = min(sizes.values())
+        blocks = [{"start": 0, "rows": rows, "crc32": {}}] if rows else []
+    total = blocks[-1]["start"] + blocks[-1]["rows"] if blocks else 0
+    kept = 0
+    for block in blocks:
+        start, rows = block["start"], block["rows"]
+        parts = {}
+        for name, size in fresh.row_bytes.items():
+            if sizes[name] < start + rows:
+                break
+            with open(old / f"{name}.bin", "rb") as f:
+                f.seek(start * size)
+                data = f.read(rows * size)
+            if block["crc32"] and zlib.crc32(data) != block["crc32"].get(name):
+                break
+            parts[name] = data
+        if len(parts) != len(fresh.row_bytes):
+            continue
+        ids = np.frombuffer(parts["ids"], dtype="<i8")
+        glob = np.frombuffer(parts["global"], dtype="<f2").reshape(rows, fresh.embed_dim)
+        codes = scale = None
+        if fresh.num_patches:
+            codes = np.frombuffer(parts["local"], dtype=np.uint8).reshape(rows, fresh.num_patches, fresh.local_dims)
+            scale = np.frombuffer(parts["scale"], dtype="<f2").reshape(rows, fresh.num_patches)
+            if not (np.isfinite(scale).all() and (scale >= 1).all()):
+                continue
+        if not np.isfinite(glob).all():
+            continue
+        fresh.append_codes(ids, glob, codes, scale)
+        kept += rows
+    return kept, total
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

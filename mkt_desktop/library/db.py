@@ -12,6 +12,7 @@ photos share one embedding and a moved photo keeps its own.
 
 import os
 import sqlite3
+import time
 import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 SCHEMA_VERSION = 2
@@ -211,11 +212,19 @@ def open_database(path: str | Path, read_only: bool = False) -> sessionmaker[Ses
             raise DatabaseError(f"{path}: is a folder, not a library database file")
         engine = create_engine(f"sqlite:///{path}", future=True)
         event.listen(engine, "connect", _sqlite_pragmas)
-    try:
-        _migrate(engine, path, read_only)
-    except DBAPIError as exc:
-        engine.dispose()
-        raise DatabaseError(f"{path}: cannot open the library database: {_reason(exc, path)}") from exc
+    for attempt in range(100):
+        try:
+            _migrate(engine, path, read_only)
+            break
+        except (IntegrityError, OperationalError) as exc:  # another process is creating it this very moment
+            if attempt < 99 and ("UNIQUE" in str(exc) or "already exists" in str(exc)):
+                time.sleep(0.05)
+                continue
+            engine.dispose()
+            raise DatabaseError(f"{path}: cannot open the library database: {_reason(exc, path)}") from exc
+        except DBAPIError as exc:
+            engine.dispose()
+            raise DatabaseError(f"{path}: cannot open the library database: {_reason(exc, path)}") from exc
     return sessionmaker(engine, expire_on_commit=False)
 
 
@@ -251,6 +260,9 @@ def _migrate(engine: Engine, path: Path, read_only: bool = False) -> None:
                 conn.execute(insert(SchemaInfo).values(id=1, version=SCHEMA_VERSION))
             conn.commit()
         return
+    if not isinstance(version, int) or version < 1:
+        raise DatabaseError(f"{path}: schema version {version!r} was never written by this program (damaged?); "
+                            "it is left as it is")
     if version > SCHEMA_VERSION:
         raise DatabaseError(f"{path}: database schema version {version} is newer than this program's "
                            f"({SCHEMA_VERSION}); update MKT Photo Tagger")

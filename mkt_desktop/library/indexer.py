@@ -49,6 +49,7 @@ class IndexReport:
     cancelled: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)
     skipped_labels: list[tuple[str, str]] = field(default_factory=list)  # saved labels not scored, and why
+    repairs: list[str] = field(default_factory=list)  # damage found (and mended) before the run
 
     def counts(self) -> dict[str, int]:
         return {"indexed": self.indexed, "reused": self.reused, "unchanged": self.unchanged,
@@ -108,7 +109,7 @@ class Indexer:
             known = {p.path: p for p in session.scalars(select(Photo).where(Photo.folder_id.in_(roots)))}
             embedded = set(session.scalars(select(Embedding.content_hash).where(
                 Embedding.model_id == self.model_id)))
-        todo = []
+        todo = []  # new and changed files, and those whose embedding was lost (a damaged store)
         for path, (folder_id, item) in found.items():
             if _unchanged(known.get(path), item, embedded, retry_failed):
                 report.unchanged += 1

@@ -69,6 +69,7 @@ class NullScores:
 
 def null_scores(columns: list[np.ndarray]) -> NullScores | None:
     """From each random text's scores over the library's photos; None for an empty library."""
+    columns = [c for c in columns if c is not None]  # (a text the model could not score: never one of these)
     pooled = np.concatenate([np.asarray(c, dtype=np.float64) for c in columns]) if columns else np.zeros(0)
     if not pooled.size:
         return None

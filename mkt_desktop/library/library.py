@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import delete, func, select
+from sqlalchemy import text as sql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mkt_core.assets import DEFAULT_VOCABULARY
@@ -73,12 +75,13 @@ class SearchHit:
 
 class SearchResult(tuple):
     """`hits, threshold = lib.search(...)` as before, plus `note`: a sentence for a person when no
-    photo clearly matches (None when some do), and `threshold_confidence`."""
+    photo clearly matches (None when some do), `threshold_confidence`, and `warning`: the store
+    lacks some indexed photos' embeddings (damaged or deleted; the next index run embeds them)."""
 
     def __new__(cls, hits: list[SearchHit], threshold: float | None, note: str | None = None,
-                threshold_confidence: float | None = None):
+                threshold_confidence: float | None = None, warning: str | None = None):
         result = super().__new__(cls, (hits, threshold))
-        result.note, result.threshold_confidence = note, threshold_confidence
+        result.note, result.threshold_confidence, result.warning = note, threshold_confidence, warning
         return result
 
     @property
@@ -144,6 +147,7 @@ class Library:
         self._label_problems: dict[str, str | None] = {}
         self._watch = ChangeWatch(self.db_path)
         self._snapshot: Snapshot | None = None
+        self._unstored = 0  # indexed photos whose embedding the store does not hold (damage)
         self._columns: ScoreColumns | None = None
         self._null: tuple[int, NullScores | None] | None = None  # (snapshot version, random texts' scores)
         self._lock = threading.RLock()  # the window's runner calls from several threads
@@ -170,17 +174,26 @@ class Library:
         return self._engine
 
     @property
-    def store(self):
-        """This model's embedding store as committed now: what other processes appended is seen."""
-        if self._store is None:
-            from mkt_core.runtime.store import EmbeddingStore
+    def store_folder(self) -> Path:
+        return self._store_folder()
 
-            if self.read_only:
-                self._store = read_only_store(self._store_folder(), self.bundle)
+    @property
+    def store(self):
+        """This model's embedding store as committed now: what other processes appended is seen.
+        StoreDamaged (one line, naming the file) when it is damaged: `check` or an index run repairs it."""
+        from mkt_core.runtime.store import EmbeddingStore, StoreDamaged
+
+        try:
+            if self._store is None:
+                if self.read_only:
+                    self._store = read_only_store(self._store_folder(), self.bundle)
+                else:
+                    self._store = EmbeddingStore.for_bundle(self._store_folder(), self.bundle)
             else:
-                self._store = EmbeddingStore.for_bundle(self._store_folder(), self.bundle)
-        else:
-            self._store.refresh()  # one small read when nothing changed
+                self._store.refresh()  # one small read when nothing changed
+        except StoreDamaged as exc:
+            self._store = None
+            raise StoreDamaged(f"{exc}; `mkt-desktop check` or the next index run repairs it") from None
         return self._store
 
     def _store_folder(self) -> Path:
@@ -227,6 +240,7 @@ class Library:
                               & (Embedding.model_id == self.model_id))
                         .where(Photo.status == "ok")).all()
                 self._snapshot = build_snapshot(version, pairs, store)
+                self._unstored = len(pairs) - len(self._snapshot)
             return self._snapshot
 
     def label_scores(self, texts: list[str]) -> tuple[Snapshot, list[np.ndarray | None]]:
@@ -410,6 +424,7 @@ class Library:
         `batch_size` photos are embedded per model call and committed together (a killed run loses at
         most one batch); default: the engine options' batch size (the app's setting), else 16.
         `retry_failed` reads every failed file again, not only those whose failure may have passed.
+        The run first repairs a damaged store (its report's `repairs` says what was found).
         """
         from mkt_desktop.library.indexer import Indexer
 
@@ -419,17 +434,55 @@ class Library:
         else:
             with self.Session() as session:
                 roots = list(session.scalars(select(Folder.id)))
+        repairs = self._heal()  # before the indexer takes the store: a damaged one is rebuilt first
         indexer = Indexer(self.Session, self.model_id, self.store, self.bundle.num_patches > 0,
                           engine=lambda: self.engine, batch_size=batch_size)
         report = indexer.run(roots, progress=progress, cancel=cancel, retry_failed=retry_failed)
+        report.repairs = repairs
         self.score_saved_labels()
         report.skipped_labels = self.unusable_labels()
         return report
 
+    def check(self) -> list[str]:
+        """Check the database and the embedding store against each other and repair what can be
+        repaired: one line per problem found and what was done."""
+        with self.Session() as session:
+            result = session.execute(sql("PRAGMA quick_check")).scalars().all()
+        problems = [f"{self.db_path}: {line}" for line in result if line != "ok"]
+        return problems + self._heal(full=True)
+
+    def _heal(self, full: bool = False) -> list[str]:
+        """Repair the store (store.py) and forget the database's embeddings it does not hold, so
+        that the photos they belonged to are embedded again by the index run. Checksums are read
+        in `full`, or when a data file changed since this program last wrote or verified it. Done
+        under the database's write lock, which every store append also holds: nothing is appended
+        to a store while it is rebuilt."""
+        from mkt_core.runtime.store import EmbeddingStore
+
+        if self.read_only:
+            return []
+        model_id = self.model_id
+        with self._lock, self.Session() as session:
+            begin_write(session)
+            store, problems = EmbeddingStore.repair(self.store_folder, self.bundle, full=full)
+            store.cover_unverified()
+            self._store, self._columns, self._snapshot, self._null = store, None, None, None
+            self._watch.bump()
+            live = set(store.ids.tolist())
+            ids = session.scalars(select(Embedding.id).where(Embedding.model_id == model_id)).all()
+            lost = [i for i in ids if i not in live]
+            for start in range(0, len(lost), 500):
+                session.execute(delete(Embedding).where(Embedding.id.in_(lost[start:start + 500])))
+            session.commit()
+        if lost:
+            problems.append(f"{self.store_folder}: {len(lost)} indexed photos had no embedding there; "
+                            "they are embedded again by this index run (or the next one)")
+        return problems
+
     def score_saved_labels(self) -> None:
         """Every saved label's scores for the photos indexed since, in one pass over the new rows
         (else each label's first use would make its own pass)."""
-        self.label_scores(self.vocabulary_labels())
+        self.label_scores(self.vocabulary_labels() + list(NULL_TEXTS))
 
     def failures(self) -> list[tuple[str, str]]:
         with self.Session() as session:
@@ -478,7 +531,10 @@ class Library:
                 if text.casefold() not in seen:
                     seen.add(text.casefold())
                     session.add(Label(text=text, key=text.casefold(), source="vocabulary"))
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:  # another process opening the new library seeded it first
+                session.rollback()
 
     def add_label(self, text: str, threshold: float | None = None) -> int:
         """Save a label and score every indexed photo for it from the embedding store (no image is read)."""
@@ -601,7 +657,7 @@ class Library:
         with self._lock:
             snapshot = self.snapshot()
             if not len(snapshot):
-                return SearchResult([], None)
+                return SearchResult([], None, warning=self.unstored_warning())
             text = saved.text if saved is not None else text
             if saved is not None or len(snapshot) <= EXACT_SEARCH_PHOTOS:
                 _, (scores,) = self.label_scores([text]) if saved is not None else self._typed_scores(text)
@@ -622,7 +678,14 @@ class Library:
                 Photo.id.in_([photo_id for photo_id, _ in found]))).all())
         hits = [SearchHit(photo_id, paths[photo_id], score, confidence)
                 for (photo_id, score), confidence in zip(found, confidences, strict=True)]
-        return SearchResult(hits, threshold, note, threshold_confidence)
+        return SearchResult(hits, threshold, note, threshold_confidence, self.unstored_warning())
+
+    def unstored_warning(self) -> str | None:
+        """One line when indexed photos lack their embedding (a damaged or deleted store), else None."""
+        if not self._unstored:
+            return None
+        return (f"{self.store_folder}: {self._unstored} indexed photos have no embedding here (the store was "
+                "damaged or deleted); they are left out until the next index run embeds them again")
 
     def _no_match_note(self, text: str, best: float | None, threshold: float | None) -> str | None:
         """None when some photo is at or above the threshold; else what a person should be told."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mkt_core.model.scoring import two_stream_scores
-from mkt_core.runtime.store import EmbeddingStore, LocalCodec, StoreError, bytes_per_photo
+from mkt_core.runtime.store import EmbeddingStore, LocalCodec, StoreDamaged, StoreError, bytes_per_photo
 
 D, N, K = 64, 32, 6
 
@@ -75,12 +75,13 @@ def test_a_torn_tail_is_ignored_and_overwritten(tmp_path):
     assert np.abs(again.score_label(z) - expected).max() < 0.1 * expected.std()
 
 
-def test_a_count_ahead_of_the_data_trusts_the_data(tmp_path):
+def test_a_count_ahead_of_the_data_is_damage_named_by_its_file(tmp_path):
     global_, local = _photos(4)
     store = EmbeddingStore.create(tmp_path / "s", D, N, K, "m", local_dims=16)
     store.append([1, 2, 3, 4], global_, local)
     (tmp_path / "s" / "count").write_text("9\n")
-    assert len(EmbeddingStore.open(tmp_path / "s")) == 4
+    with pytest.raises(StoreDamaged, match=r"ids.bin: holds 4 photos where 9 were committed \(truncated\)"):
+        EmbeddingStore.open(tmp_path / "s")
 
 
 def test_appending_an_id_again_replaces_its_embedding(tmp_path):
