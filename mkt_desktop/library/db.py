@@ -21,7 +21,6 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
-    Index,
     Integer,
     String,
     Text,
@@ -37,7 +36,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class DatabaseError(RuntimeError):
@@ -129,15 +128,6 @@ class Embedding(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
 
 
-class Score(Base):
-    __tablename__ = "scores"
-    __table_args__ = (Index("ix_scores_top", "label_id", "model_id", "score"),)
-    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
-    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True)
-    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
-    score: Mapped[float] = mapped_column(Float)
-
-
 class Tag(Base):
     """A person's decision about a label on a photo: it outranks any score."""
 
@@ -176,7 +166,13 @@ def _add_retry(conn) -> None:
 
 
 # Each migration takes the database from version i to i + 1; version 1 is create_all.
-MIGRATIONS: list = [_add_retry]
+def _drop_scores(conn) -> None:
+    """Scores left SQLite for columns beside the embedding store (library/scores.py): a library of
+    100,000 photos held 35 million score rows. They are computed again from the store when needed."""
+    conn.execute(text("DROP TABLE IF EXISTS scores"))
+
+
+MIGRATIONS: list = [_add_retry, _drop_scores]
 
 
 def begin_write(session: Session) -> None:
