@@ -76,15 +76,18 @@ class Indexer:
     """One indexing run's worker. Its collaborators are given, not reached for: `sessions` (the
     library's SQLAlchemy session factory), `model_id` (the models row the embeddings belong to),
     `store` (the model's embedding store), `has_local` (whether the model has a local stream) and
-    `engine` (a function that loads the model: called only when a file's content is new)."""
+    `engine` (a function that loads the model: called only when a file's content is new) and
+    `skip_folders` (folder names the walk leaves out)."""
 
-    def __init__(self, sessions, model_id: int, store, has_local: bool, engine, batch_size: int = 16):
+    def __init__(self, sessions, model_id: int, store, has_local: bool, engine, batch_size: int = 16,
+                 skip_folders: tuple[str, ...] = ()):
         self.Session = sessions
         self.model_id = model_id
         self.store = store
         self.has_local = has_local
         self.load_engine = engine
         self.batch_size = batch_size
+        self.skip_folders = skip_folders
         self._bad_contents: dict[str, str] = {}  # hash -> reason, for content that failed for good in this run
 
     def run(self, folder_ids: list[int], progress=None, cancel=None, retry_failed: bool = False) -> IndexReport:
@@ -94,7 +97,7 @@ class Indexer:
         found: dict[str, tuple[int, FoundFile]] = {}
         problems: list[_Failure] = []
         for folder_id, root in roots.items():
-            for item in scan(root, self.lib.skip_folders):
+            for item in scan(root, self.skip_folders):
                 if isinstance(item, ScanProblem):
                     problems.append(_Failure(item.path, folder_id, item.reason, True))  # the walk looks again anyway
                 else:

@@ -436,7 +436,7 @@ class Library:
                 roots = list(session.scalars(select(Folder.id)))
         repairs = self._heal()  # before the indexer takes the store: a damaged one is rebuilt first
         indexer = Indexer(self.Session, self.model_id, self.store, self.bundle.num_patches > 0,
-                          engine=lambda: self.engine, batch_size=batch_size)
+                          engine=lambda: self.engine, batch_size=batch_size, skip_folders=self.skip_folders)
         report = indexer.run(roots, progress=progress, cancel=cancel, retry_failed=retry_failed)
         report.repairs = repairs
         self.score_saved_labels()
