@@ -52,7 +52,7 @@ def test_four_openers_of_one_new_library_at_once_make_it_once(tmp_path):
     """(Before, all but one failed: "table schema_info already exists".)"""
     import threading
 
-    from mkt_desktop.library.db import open_database
+    from mkt_desktop.library.db import SCHEMA_VERSION, open_database
 
     path = tmp_path / "new.sqlite"
     errors = []
@@ -69,4 +69,4 @@ def test_four_openers_of_one_new_library_at_once_make_it_once(tmp_path):
     for opener in openers:
         opener.join()
     assert errors == []
-    assert sql(path, "SELECT id, version FROM schema_info") == [(1, 2)]
+    assert sql(path, "SELECT id, version FROM schema_info") == [(1, SCHEMA_VERSION)]
