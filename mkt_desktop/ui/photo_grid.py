@@ -101,7 +101,7 @@ def _save_atomically(image: QImage, target: Path) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f"{target.stem}.{os.getpid()}.partial.jpg")
-        if image.save(str(partial), b"JPEG", 85):
+        if image.save(str(partial), "JPEG", 85):
             partial.replace(target)
     except OSError:
         pass  # a read-only or full disk only costs the cache, never the thumbnail
