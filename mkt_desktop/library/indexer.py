@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from mkt_desktop.library.db import Embedding, Folder, Photo, begin_write, utcnow
 from mkt_desktop.library.scanner import (
+    DEFAULT_SKIPPED,
     FileChanged,
     FoundFile,
     ScanProblem,
@@ -77,17 +78,17 @@ class Indexer:
     library's SQLAlchemy session factory), `model_id` (the models row the embeddings belong to),
     `store` (the model's embedding store), `has_local` (whether the model has a local stream) and
     `engine` (a function that loads the model: called only when a file's content is new) and
-    `skip_folders` (folder names the walk leaves out)."""
+    `skip_folders` (folder name patterns the walk leaves out; scanner.DEFAULT_SKIPPED)."""
 
     def __init__(self, sessions, model_id: int, store, has_local: bool, engine, batch_size: int = 16,
-                 skip_folders: tuple[str, ...] = ()):
+                 skip_folders: tuple[str, ...] = DEFAULT_SKIPPED):
+        self.skip_folders = tuple(skip_folders)
         self.Session = sessions
         self.model_id = model_id
         self.store = store
         self.has_local = has_local
         self.load_engine = engine
         self.batch_size = batch_size
-        self.skip_folders = skip_folders
         self._bad_contents: dict[str, str] = {}  # hash -> reason, for content that failed for good in this run
 
     def run(self, folder_ids: list[int], progress=None, cancel=None, retry_failed: bool = False) -> IndexReport:
