@@ -170,7 +170,8 @@ def fit_calibration(scores, truth, fitted_on: str = "", min_block: int = MIN_BLO
     centres = np.array([s[a:b + 1].mean() for a, b in merged])
     counts = np.array([b - a + 1 for a, b in merged], dtype=np.float64)
     shares = np.array([(y[a:b + 1].sum() + 0.5) / (b - a + 2) for a, b in merged])  # never exactly 0 or 1
-    knots_s, knots_c = [], []
+    knots_s: list[float] = []
+    knots_c: list[float] = []
     for a, b in _pool_adjacent(shares, counts):  # smoothing can undo monotony: pool once more
         weight = counts[a:b + 1]
         centre = float((centres[a:b + 1] * weight).sum() / weight.sum())
@@ -218,8 +219,8 @@ def photo_scores(bundle, photos: list[Path], labels: list[str], batch_size: int 
         raise CalibrationError(f"{bad[0].path}: {bad[0].error}")
     with tempfile.TemporaryDirectory() as folder:
         store = EmbeddingStore.for_bundle(Path(folder) / "store", engine.bundle)
-        local = None if results[0].local_emb is None else np.stack([r.local_emb for r in results])
-        store.append(np.arange(len(results)), np.stack([r.global_emb for r in results]), local)
+        local = None if results[0].local_emb is None else np.stack([np.asarray(r.local_emb) for r in results])
+        store.append(np.arange(len(results)), np.stack([np.asarray(r.global_emb) for r in results]), local)
         return store.score_labels(engine.encode_labels(labels))
 
 

@@ -67,10 +67,10 @@ class NullScores:
     spread: float  # their standard deviation
 
 
-def null_scores(columns: list[np.ndarray]) -> NullScores | None:
+def null_scores(columns: list[np.ndarray | None]) -> NullScores | None:
     """From each random text's scores over the library's photos; None for an empty library."""
-    columns = [c for c in columns if c is not None]  # (a text the model could not score: never one of these)
-    pooled = np.concatenate([np.asarray(c, dtype=np.float64) for c in columns]) if columns else np.zeros(0)
+    usable = [c for c in columns if c is not None]  # (a text the model could not score: never one of these)
+    pooled = np.concatenate([np.asarray(c, dtype=np.float64) for c in usable]) if usable else np.zeros(0)
     if not pooled.size:
         return None
     return NullScores(float(np.quantile(pooled, NULL_QUANTILE)), float(pooled.max()), float(pooled.std()))

@@ -78,6 +78,10 @@ class SearchResult(tuple):
     photo clearly matches (None when some do), `threshold_confidence`, and `warning`: the store
     lacks some indexed photos' embeddings (damaged or deleted; the next index run embeds them)."""
 
+    note: str | None
+    threshold_confidence: float | None
+    warning: str | None
+
     def __new__(cls, hits: list[SearchHit], threshold: float | None, note: str | None = None,
                 threshold_confidence: float | None = None, warning: str | None = None):
         result = super().__new__(cls, (hits, threshold))
