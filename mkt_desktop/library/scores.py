@@ -15,11 +15,12 @@ again; nothing here is the only copy of anything.
 """
 
 import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from mkt_desktop.library.export import atomic_file
 
 
 def column_key(text: str) -> str:
@@ -89,7 +90,8 @@ class ScoreColumns:
         if unknown:
             for (key, _), z in zip(unknown, embed([t for _, t in unknown]), strict=True):
                 self._z[key] = np.asarray(z, dtype=np.float32)
-                _write_atomically(self._z_path(key), lambda f, z=self._z[key]: np.save(f, z))
+                with atomic_file(self._z_path(key)) as f:
+                    np.save(f, self._z[key])
         start = min(self._load(k).shape[0] for k, _ in missing)
         z = np.stack([self._z[k] for k, _ in missing])
         scores = self.store.score_row_range(z, start, rows)  # [rows - start, L]: one pass for every label
@@ -106,9 +108,3 @@ class ScoreColumns:
                 f.write(tail.tobytes())
             self._columns[key] = np.concatenate([self._columns[key], tail])
 
-
-def _write_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)

@@ -42,3 +42,12 @@ def index_through_ui(qtbot, window: MainWindow) -> None:
         qtbot.mouseClick(window.rescan_button, Qt.MouseButton.LeftButton)
     assert not isinstance(blocker.args[0], Exception), blocker.args[0]
     wait_idle(qtbot, window)
+
+
+def indexed_window(qtbot, tmp_path: Path, model: str, photos: int) -> MainWindow:
+    """A window on a new library of `photos` photos in tmp_path/photos, indexed through the Rescan button."""
+    write_photos(tmp_path / "photos", photos)
+    window = open_window(qtbot, tmp_path / "lib.sqlite", model)
+    window.add_folder(str(tmp_path / "photos"), index=False)
+    index_through_ui(qtbot, window)
+    return window

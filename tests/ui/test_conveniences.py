@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from mkt_desktop.ui.main_window import MainWindow
-from tests.ui.helpers import WAIT_MS, index_through_ui, open_window, wait_idle, write_photos
+from tests.ui.helpers import WAIT_MS, index_through_ui, indexed_window, open_window, wait_idle, write_photos
 
 
 @pytest.fixture(autouse=True)
@@ -83,10 +83,7 @@ def test_more_like_this_from_the_context_menu(qtbot, tmp_path, tiny_bundle):
 
 
 def test_the_heat_map_follows_a_saved_label_whatever_its_case(qtbot, tmp_path, tiny_bundle):
-    write_photos(tmp_path / "photos", 3)
-    window = open_window(qtbot, tmp_path / "lib.sqlite", tiny_bundle)
-    window.add_folder(str(tmp_path / "photos"), index=False)
-    index_through_ui(qtbot, window)
+    window = indexed_window(qtbot, tmp_path, tiny_bundle, 3)
     window.library.add_label("red boat")
     window.refresh_labels()
     qtbot.waitUntil(lambda: "red boat" in window.label_texts(), timeout=WAIT_MS)

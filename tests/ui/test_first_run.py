@@ -16,7 +16,7 @@ import mkt_desktop.library.demo as demo
 from mkt_desktop.settings import Settings
 from mkt_desktop.ui import dialogs
 from mkt_desktop.ui.main_window import start_folder
-from tests.ui.helpers import WAIT_MS, index_through_ui, open_window, wait_idle, write_photos
+from tests.ui.helpers import WAIT_MS, index_through_ui, indexed_window, open_window, wait_idle, write_photos
 
 
 @pytest.fixture(autouse=True)
@@ -123,10 +123,7 @@ def test_a_model_change_applies_without_a_restart(qtbot, tmp_path, tiny_bundle):
 
 
 def test_accept_and_reject_name_the_current_label_and_ctrl_z_undoes(qtbot, tmp_path, tiny_bundle):
-    write_photos(tmp_path / "photos", 4)
-    window = open_window(qtbot, tmp_path / "lib.sqlite", tiny_bundle)
-    window.add_folder(str(tmp_path / "photos"), index=False)
-    index_through_ui(qtbot, window)
+    window = indexed_window(qtbot, tmp_path, tiny_bundle, 4)
     view = window.photo_view
     with qtbot.waitSignal(window.search_finished, timeout=WAIT_MS, check_params_cb=lambda t: t == "red boat"):
         window.search_box.setText("red boat")
@@ -161,10 +158,7 @@ def test_accept_and_reject_name_the_current_label_and_ctrl_z_undoes(qtbot, tmp_p
 
 
 def test_space_tags_several_photos_and_undo_restores_each_earlier_decision(qtbot, tmp_path, tiny_bundle):
-    write_photos(tmp_path / "photos", 4)
-    window = open_window(qtbot, tmp_path / "lib.sqlite", tiny_bundle)
-    window.add_folder(str(tmp_path / "photos"), index=False)
-    index_through_ui(qtbot, window)
+    window = indexed_window(qtbot, tmp_path, tiny_bundle, 4)
     first, second = window.photo_model.items[0].photo_id, window.photo_model.items[1].photo_id
     window.library.set_tag(first, "boat", "rejected")  # an earlier decision that the undo must bring back
     with qtbot.waitSignal(window.search_finished, timeout=WAIT_MS, check_params_cb=lambda t: t == "boat"):
