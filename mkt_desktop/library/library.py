@@ -278,6 +278,8 @@ class Library:
     def label_problem(self, text: str) -> str | None:
         """Why the model cannot score this (saved or typed) label, or None. The tokenizer must find a word
         in it, and its embedding must be finite (known once it was computed)."""
+        if text not in self._label_problems and self.score_columns.knows(text):
+            self._label_problems[text] = None
         if text not in self._label_problems:
             try:
                 tokens = self.bundle.tokenizer().encode(text)

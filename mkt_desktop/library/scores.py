@@ -48,6 +48,12 @@ class ScoreColumns:
             self._complete(missing, rows, embed)
         return [self._columns[k] for k in keys]
 
+    def knows(self, text: str) -> bool:
+        """Whether the label's embedding is kept here: the model has read it once (its tokenizer found a
+        word, its embedding is finite), so listing saved labels needs no tokenizer."""
+        z = self._label_embedding(column_key(text))
+        return z is not None and bool(np.isfinite(z).all())
+
     def forget(self, text: str) -> None:
         key = column_key(text)
         self._columns.pop(key, None)
