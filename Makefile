@@ -25,8 +25,10 @@ test-tools:
 run: $(STAMP)
 	$(BIN)/mkt-desktop
 
+# ruff over everything; mypy over what the app ships (scope in pyproject.toml's [tool.mypy])
 lint: $(STAMP)
 	$(BIN)/ruff check mkt_core trainer mkt_desktop tests benchmarks tools
+	$(BIN)/mypy
 
 # the small pure-Python packages benchmarks/gpu_suite.sh installs on a GPU machine that lacks them
 gpu-wheels: $(STAMP)

@@ -17,7 +17,6 @@ as a fresh process (`python -m mkt_desktop.cli ...`, the interpreter's start-up 
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys

@@ -136,9 +136,9 @@ def cmd_search(args) -> int:
     if view.filtered or view.sort != "best":
         hits, threshold = lib.search(args.text, limit=1_000_000)  # all, filtered below
         rows = lib.browse(view, hits)[:args.limit]
-        data = [{"path": r.path, "score": round(r.score, 6), "taken": r.taken.isoformat()} for r in rows]
+        listed = [{"path": r.path, "score": round(r.score, 6), "taken": r.taken.isoformat()} for r in rows]
         footer = f"(* at or above the threshold {threshold:.4f})" if threshold is not None else ""
-        _emit(args, data, "\n".join(_photo_lines(rows, threshold) + [footer]) if rows else "no photos")
+        _emit(args, listed, "\n".join(_photo_lines(rows, threshold) + [footer]) if rows else "no photos")
         return 0
     result = lib.search(args.text, limit=args.limit)
     hits, threshold = result

@@ -61,10 +61,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mkt_core.runtime.engine import cpu_count
+from mkt_core.runtime.files import fsync_dir, remove_stale_temporaries, write_atomically
 
 FORMAT = "mkt-embedding-store"
 VERSION = 2  # 2: scale.bin (version 1 stores are upgraded on open: t = 1 for every token they hold)
@@ -158,8 +160,8 @@ class EmbeddingStore:
         self._local: np.ndarray | None = None
         self._scale: np.ndarray | None = None
         self._live: np.ndarray = np.zeros(0, dtype=np.int64)
-        self._session = None  # the ONNX Runtime scoring graph, built on first use
-        self._summary_session = None
+        self._session: Any = None  # the ONNX Runtime scoring graph, built on first use
+        self._summary_session: Any = None
         self._summary: np.ndarray | None = None  # [rows, S, r] uint8, completed on first use
         self._summary_scale: np.ndarray | None = None
         self.refresh()
@@ -183,12 +185,12 @@ class EmbeddingStore:
         for name in DATA_FILES:
             (folder / f"{name}.bin").touch()
         (folder / "blocks").touch()
-        _atomic_write(folder / "count", b"0\n")
+        write_atomically(folder / "count", b"0\n")
         store = cls(folder, meta, None, writable=True)
-        _atomic_write(folder / "verified", json.dumps(store._stamp()).encode())
+        write_atomically(folder / "verified", json.dumps(store._stamp()).encode())
         if codec is not None:
             store._set_codec(codec)
-        _atomic_write(folder / "store.json", json.dumps(meta, indent=2).encode())
+        write_atomically(folder / "store.json", json.dumps(meta, indent=2).encode())
         return store
 
     @classmethod
@@ -228,6 +230,8 @@ class EmbeddingStore:
         if meta.get("version") == 1 and writable:
             meta = _upgrade_from_version_1(folder, meta)
         codec = _read_codec(folder, meta)
+        if writable:
+            remove_stale_temporaries(folder)  # what a killed writer's atomic writes left
         return cls(folder, meta, codec, writable)
 
     def _set_codec(self, codec: LocalCodec) -> None:
@@ -238,7 +242,7 @@ class EmbeddingStore:
         np.savez(tmp, mean=codec.mean, components=codec.components, scales=codec.scales)
         _fsync_file(tmp)
         os.replace(tmp, self.folder / "codec.npz")
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         self.codec = codec
 
     # -- reading ------------------------------------------------------------------------------
@@ -302,8 +306,11 @@ class EmbeddingStore:
         if len(rows) == 0:
             raise KeyError(photo_id)
         row = int(rows[0])
-        local = self.codec.decode(self._local[row], self._scale[row]) if self.num_patches else None
-        return np.asarray(self._global[row], dtype=np.float32), local
+        local = None
+        if self.num_patches:
+            codec, codes, token_scale = self._local_stream()
+            local = codec.decode(codes[row], token_scale[row])
+        return np.asarray(self._globals()[row], dtype=np.float32), local
 
     def global_embeddings(self) -> np.ndarray:
         """Every photo's global embedding `[n, D]` as float32, in the order of `ids` ("more like this")."""
@@ -334,7 +341,9 @@ class EmbeddingStore:
             self.refresh()  # another writer may have fitted the codec meanwhile: never fit a second one
             if self.codec is None:
                 self._set_codec(LocalCodec.fit(local_emb, self.local_dims))
-        codes, token_scale = self.codec.encode(local_emb) if self.num_patches else (None, None)
+        codes, token_scale = None, None
+        if self.num_patches and local_emb is not None and self.codec is not None:  # checked above
+            codes, token_scale = self.codec.encode(local_emb)
         self.append_codes(ids, global_emb, codes, token_scale)
 
     def append_codes(self, ids: np.ndarray, global_emb: np.ndarray, codes: np.ndarray | None,
@@ -371,9 +380,9 @@ class EmbeddingStore:
                 f.flush()
                 os.fsync(f.fileno())
         _append_line(self.folder / "blocks", {"start": self._count, "rows": len(ids), "crc32": checksums})
-        _atomic_write(self.folder / "count", f"{self._count + len(ids)}\n".encode())
+        write_atomically(self.folder / "count", f"{self._count + len(ids)}\n".encode())
         if clean:
-            _atomic_write(self.folder / "verified", json.dumps(self._stamp()).encode())
+            write_atomically(self.folder / "verified", json.dumps(self._stamp()).encode())
         self.refresh()
         if self.num_patches:
             self._complete_summaries()  # derived data: a crash before this only delays it
@@ -412,7 +421,7 @@ class EmbeddingStore:
                         problems.append(f"{path}: photos {block['start']} to {block['start'] + block['rows'] - 1} "
                                         "do not match their checksum (damaged)")
         if not problems and self.writable:
-            _atomic_write(self.folder / "verified", json.dumps(self._stamp()).encode())
+            write_atomically(self.folder / "verified", json.dumps(self._stamp()).encode())
         return problems
 
     def unverified_rows(self) -> int:
@@ -457,7 +466,7 @@ class EmbeddingStore:
         aside = folder.with_name(f"{folder.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(folder, aside)
         os.replace(new, folder)
-        _fsync_dir(folder.parent)
+        fsync_dir(folder.parent)
         problems.append(f"{folder}: rebuilt with the {kept} of {total} photos that were whole; the rest will be "
                         f"embedded again; the damaged store is kept in {aside}")
         return cls.open(folder), problems
@@ -487,15 +496,16 @@ class EmbeddingStore:
             return out
         if not self.num_patches:  # CLIP: the global stream alone
             for start in range(0, len(rows), chunk):
-                out[start:start + chunk] = self._block(self._global, rows, start, chunk).astype(np.float32) @ z.T
+                out[start:start + chunk] = self._block(self._globals(), rows, start, chunk).astype(np.float32) @ z.T
             return out
         session = self._scoring_session()
-        q, q_scale, offset = self.codec.query(z)
+        codec, codes, token_scale = self._local_stream()
+        q, q_scale, offset = codec.query(z)
         feed = {"q": q, "q_scale": q_scale, "z": np.ascontiguousarray(z.T), "offset": offset}
         for start in range(0, len(rows), chunk):
-            feed["codes"] = self._block(self._local, rows, start, chunk).reshape(-1, self.local_dims)
-            feed["token_scale"] = self._block(self._scale, rows, start, chunk).reshape(-1, 1)
-            feed["global"] = self._block(self._global, rows, start, chunk)
+            feed["codes"] = self._block(codes, rows, start, chunk).reshape(-1, self.local_dims)
+            feed["token_scale"] = self._block(token_scale, rows, start, chunk).reshape(-1, 1)
+            feed["global"] = self._block(self._globals(), rows, start, chunk)
             out[start:start + chunk] = session.run(None, feed)[0]
         return out
 
@@ -532,13 +542,16 @@ class EmbeddingStore:
             options.inter_op_num_threads = 1
             graph = scoring_graph(SUMMARY_TOKENS, 1)  # the top-1 "mean" is the max
             self._summary_session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        q, q_scale, offset = self.codec.query(z)
+        codec, _, _ = self._local_stream()
+        summary, summary_scale = self._summary, self._summary_scale
+        assert summary is not None and summary_scale is not None  # _complete_summaries set them
+        q, q_scale, offset = codec.query(z)
         feed = {"q": q, "q_scale": q_scale, "z": np.ascontiguousarray(z.T), "offset": offset}
         out = np.empty((len(rows), len(z)), dtype=np.float32)
         for start in range(0, len(rows), chunk):
-            feed["codes"] = self._block(self._summary, rows, start, chunk).reshape(-1, self.local_dims)
-            feed["token_scale"] = self._block(self._summary_scale, rows, start, chunk).reshape(-1, 1)
-            feed["global"] = self._block(self._global, rows, start, chunk)
+            feed["codes"] = self._block(summary, rows, start, chunk).reshape(-1, self.local_dims)
+            feed["token_scale"] = self._block(summary_scale, rows, start, chunk).reshape(-1, 1)
+            feed["global"] = self._block(self._globals(), rows, start, chunk)
             out[start:start + chunk] = self._summary_session.run(None, feed)[0]
         return out
 
@@ -552,11 +565,13 @@ class EmbeddingStore:
         if self._summary is not None and len(self._summary) == self._count:
             return
         parts = []
-        for start in range(have, self._count, chunk):
-            stop = min(start + chunk, self._count)
-            steps = ((np.asarray(self._local[start:stop], dtype=np.float32) - ZERO_POINT)
-                     * np.asarray(self._scale[start:stop], dtype=np.float32)[..., None])
-            parts.append(_encode_steps(summary_tokens(steps, SUMMARY_TOKENS)))
+        if have < self._count:
+            _, codes, token_scale = self._local_stream()
+            for start in range(have, self._count, chunk):
+                stop = min(start + chunk, self._count)
+                steps = ((np.asarray(codes[start:stop], dtype=np.float32) - ZERO_POINT)
+                         * np.asarray(token_scale[start:stop], dtype=np.float32)[..., None])
+                parts.append(_encode_steps(summary_tokens(steps, SUMMARY_TOKENS)))
         if parts and self.writable:
             for name, index in (("summary.bin", 0), ("summary_scale.bin", 1)):
                 with open(self.folder / name, "ab") as f:
@@ -577,9 +592,26 @@ class EmbeddingStore:
         """Each patch's dot `<z, e_j>` `[N]` for one photo, computed as the scoring graph computes it
         (the label's 7-bit query over the codes): its top-k mean is the local half of the photo's score."""
         row = int(self.rows_of([photo_id])[0])
-        q, q_scale, offset = self.codec.query(np.asarray(label_emb, dtype=np.float32).reshape(1, -1))
-        acc = (self._local[row].astype(np.int32) - ZERO_POINT) @ q.astype(np.int32)
-        return (acc[:, 0].astype(np.float32) * q_scale[0]) * self._scale[row].astype(np.float32) + offset[0]
+        codec, codes, token_scale = self._local_stream()
+        q, q_scale, offset = codec.query(np.asarray(label_emb, dtype=np.float32).reshape(1, -1))
+        acc = (codes[row].astype(np.int32) - ZERO_POINT) @ q.astype(np.int32)
+        return (acc[:, 0].astype(np.float32) * q_scale[0]) * token_scale[row].astype(np.float32) + offset[0]
+
+    def _globals(self) -> np.ndarray:
+        """The global embeddings `[rows, D]` (fp16, memory-mapped); empty before the first photo."""
+        if self._global is None:
+            return np.zeros((0, self.embed_dim), dtype="<f2")
+        return self._global
+
+    def _local_stream(self) -> tuple[LocalCodec, np.ndarray, np.ndarray]:
+        """The codec, the patch codes `[rows, N, d]` and their per-token scales `[rows, N]` of a store
+        with a local stream (a CLIP store with the global stream alone has none)."""
+        if not self.num_patches or self.codec is None:
+            raise StoreError(f"{self.folder}: no local stream (global-only model, or no photo stored yet)")
+        if self._local is None or self._scale is None:
+            n = (self.num_patches, self.local_dims)
+            return self.codec, np.zeros((0, *n), dtype=np.uint8), np.zeros((0, n[0]), dtype="<f2")
+        return self.codec, self._local, self._scale
 
     def score_row_range(self, label_emb: np.ndarray, start: int, stop: int, chunk: int = 1024) -> np.ndarray:
         """Eq. 3 scores `[stop - start, L]` of the store's rows `start:stop`, superseded rows included
@@ -640,7 +672,7 @@ class EmbeddingStore:
             return path.read_bytes()
         graph = scoring_graph(num_patches, k)
         try:
-            _atomic_write(path, graph)
+            write_atomically(path, graph)
         except OSError:
             pass
         return graph
@@ -733,7 +765,7 @@ def _upgrade_from_version_1(folder: Path, meta: dict) -> dict:
             f.flush()
             os.fsync(f.fileno())
     meta = {**meta, "version": VERSION}
-    _atomic_write(folder / "store.json", json.dumps(meta, indent=2).encode())
+    write_atomically(folder / "store.json", json.dumps(meta, indent=2).encode())
     return meta
 
 
@@ -850,29 +882,6 @@ def _salvage(old: Path, new: Path, bundle) -> tuple[int, int]:
     return kept, total
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def _fsync_file(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

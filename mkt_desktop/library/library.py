@@ -14,9 +14,10 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy import text as sql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -51,6 +52,9 @@ from mkt_desktop.library.scanner import DEFAULT_SKIPPED, printable_path
 from mkt_desktop.library.scores import ScoreColumns
 from mkt_desktop.library.snapshot import ChangeWatch, Snapshot, build_snapshot
 from mkt_desktop.paths import default_data_dir
+
+if TYPE_CHECKING:  # the store module is imported when a library first needs it
+    from mkt_core.runtime.store import EmbeddingStore
 
 
 def read_only_store(folder: Path, bundle):
@@ -145,7 +149,7 @@ class Library:
         self.engine_options = engine_options or {}
         self._engine = engine
         self._bundle = None
-        self._store = None
+        self._store: EmbeddingStore | None = None
         self._model_id: int | None = None
         self._label_cache: dict[str, np.ndarray] = {}
         self._label_problems: dict[str, str | None] = {}
@@ -278,7 +282,7 @@ class Library:
     def label_problem(self, text: str) -> str | None:
         """Why the model cannot score this (saved or typed) label, or None. The tokenizer must find a word
         in it, and its embedding must be finite (known once it was computed)."""
-        if text not in self._label_problems and self.score_columns.knows(text):
+        if text not in self._label_problems and self._store is not None and self.score_columns.knows(text):
             self._label_problems[text] = None
         if text not in self._label_problems:
             try:
@@ -667,9 +671,11 @@ class Library:
             text = saved.text if saved is not None else text
             if saved is not None or len(snapshot) <= EXACT_SEARCH_PHOTOS:
                 _, (scores,) = self.label_scores([text]) if saved is not None else self._typed_scores(text)
+                if scores is None:  # a saved label the model cannot score (check_label let it through)
+                    raise LabelError(f"label {text!r} cannot be used with this model: {self.label_problem(text)}")
                 top = _top(scores, snapshot.photo_ids, limit)
                 found = list(zip(snapshot.photo_ids[top].tolist(), scores[top].tolist(), strict=True))
-                best = float(scores.max())
+                best: float | None = float(scores.max())
             else:
                 found = self._candidate_search(snapshot, text, limit)
                 best = found[0][1] if found else None
@@ -824,11 +830,12 @@ class Library:
                         PhotoLabel(info.text, float(scores[i]), info.effective_threshold, "auto"))
         for (photo_id, label_id), status in decided.items():
             if photo_id in photos:
-                info, scores = by_id.get(label_id, (None, None))
+                decided_info, decided_scores = by_id.get(label_id, (None, None))
                 index = snapshot.index_of(photo_id)
-                score = float(scores[index]) if scores is not None and index is not None else None
-                result.setdefault(photos[photo_id], []).append(PhotoLabel(
-                    texts[label_id], score, info.effective_threshold if info else None, status))
+                score = (float(decided_scores[index]) if decided_scores is not None and index is not None
+                         else None)
+                threshold = decided_info.effective_threshold if decided_info else None
+                result.setdefault(photos[photo_id], []).append(PhotoLabel(texts[label_id], score, threshold, status))
         return result
 
     def export_xmp(self) -> tuple[int, list[tuple[str, str]]]:
@@ -836,7 +843,7 @@ class Library:
         above-threshold labels as dc:subject keywords; keywords this app wrote before that are now
         rejected, below threshold or deleted are taken out (other programs' keywords stay).
         Returns (sidecars rewritten, [(path, problem)])."""
-        from mkt_desktop.library.export import remove_stale_temporaries
+        from mkt_core.runtime.files import remove_stale_temporaries
         from mkt_desktop.library.xmp import SidecarError, existing_sidecars, sync_subjects
 
         tags = self.photo_tags()
@@ -873,7 +880,8 @@ class Library:
     def forget_missing(self) -> int:
         """Drop photos that have been gone from disk (and were not found moved) from the database."""
         with self.Session() as session:
-            count = session.execute(delete(Photo).where(Photo.status == "missing")).rowcount
+            deleted = cast(CursorResult, session.execute(delete(Photo).where(Photo.status == "missing")))
+            count = deleted.rowcount
             session.commit()
             return count
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mkt_desktop.library.export import atomic_file
+from mkt_core.runtime.files import atomic_file
 
 
 def column_key(text: str) -> str:

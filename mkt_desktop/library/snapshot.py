@@ -5,13 +5,16 @@ per click is what made a library of 100,000 photos answer in seconds. A snapshot
 photos that are indexed ("ok") and have an embedding of the library's model, their ids and their
 rows in the embedding store, in one order that every score array of the snapshot shares.
 
-Whether the database changed is SQLite's own `PRAGMA data_version`, asked on one connection kept
-for it: it moves on every commit made by any other connection, this process's own included, so a
-window sees what the command line indexed meanwhile (and the store is re-read with it).
+Whether the photos changed is the database's `photo_generation` (moved by triggers when photos or
+their embeddings change, db.py), read on one connection kept for it whenever SQLite's own `PRAGMA
+data_version` says some commit was made by another connection, this process's own included: so a
+window sees what the command line indexed meanwhile (and the store is re-read with it), and a
+threshold or a decision saved costs no rebuild.
 """
 
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +38,7 @@ class Snapshot:
 
 
 class ChangeWatch:
-    """`version()`: a number that changes whenever the database at `path` has had a commit."""
+    """`version()`: a number that changes whenever the photos of the database at `path` may have changed."""
 
     def __init__(self, path: str | Path):
         try:
@@ -50,10 +53,23 @@ class ChangeWatch:
                                                    check_same_thread=False)
         self._lock = threading.Lock()
         self._local = 0
+        self._data_version: int | None = None
+        self._generation = 0
 
     def version(self) -> int:
         with self._lock:
-            return int(self._connection.execute("PRAGMA data_version").fetchone()[0]) * 1_000_000 + self._local
+            data_version = int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+            if data_version != self._data_version:  # something was committed: did the photos change?
+                self._data_version = data_version
+                self._generation = self._photo_generation(data_version)
+            return self._generation * 1_000_000 + self._local
+
+    def _photo_generation(self, data_version: int) -> int:
+        try:
+            row = self._connection.execute("SELECT value FROM photo_generation").fetchone()
+        except sqlite3.OperationalError:  # no such table (a library never opened by a writer since): any commit
+            row = None
+        return int(row[0]) if row else data_version
 
     def bump(self) -> None:
         """For changes the database does not see (a store rebuilt, a model switched)."""
@@ -64,7 +80,7 @@ class ChangeWatch:
         self._connection.close()
 
 
-def build_snapshot(version: int, pairs: list[tuple[int, int]], store) -> Snapshot:
+def build_snapshot(version: int, pairs: Sequence[Sequence[int]], store) -> Snapshot:
     """From (photo id, embedding id) pairs: the photos whose embedding the store holds, sorted by id."""
     if not pairs:
         return Snapshot(version, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))

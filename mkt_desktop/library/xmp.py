@@ -26,7 +26,7 @@ import unicodedata
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from mkt_desktop.library.export import atomic_file
+from mkt_core.runtime.files import atomic_file
 from mkt_desktop.library.labels import NOT_XML as _NOT_XML  # what XML 1.0 cannot carry: one rule with the labels
 
 NAMESPACES = {

@@ -101,7 +101,8 @@ def _save_atomically(image: QImage, target: Path) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f"{target.stem}.{os.getpid()}.partial.jpg")
-        if image.save(str(partial), "JPEG", 85):
+        # the format as text: PySide6's stubs say bytes, but bytes here write nothing at run time
+        if image.save(str(partial), "JPEG", 85):  # type: ignore[call-overload]
             partial.replace(target)
     except OSError:
         pass  # a read-only or full disk only costs the cache, never the thumbnail

@@ -111,7 +111,7 @@ def test_a_killed_export_leaves_no_temporary_file_after_the_next_one(tagged, tmp
 
 
 def test_a_concurrent_writers_temporary_file_is_left_alone(tmp_path):
-    from mkt_desktop.library.export import remove_stale_temporaries
+    from mkt_core.runtime.files import remove_stale_temporaries
 
     mine = tmp_path / f".tags.csv.{os.getpid()}-0123abcd.tmp"  # a live process is writing it
     mine.write_text("in progress")

@@ -90,6 +90,6 @@ def test_a_version_2_database_loses_its_score_rows_and_keeps_the_rest(tmp_path):
     con.close()
     db.open_database(path)
     con = sqlite3.connect(path)
-    assert con.execute("SELECT version FROM schema_info").fetchone() == (3,)
+    assert con.execute("SELECT version FROM schema_info").fetchone() == (db.SCHEMA_VERSION,)
     assert con.execute("SELECT name FROM sqlite_master WHERE name = 'scores'").fetchall() == []
     assert con.execute("SELECT text FROM labels").fetchall() == [("red star",)]

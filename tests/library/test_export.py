@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mkt_desktop.library.export import CSV_COLUMNS, atomic_file, write_csv, write_json
+from mkt_core.runtime.files import atomic_file
+from mkt_desktop.library.export import CSV_COLUMNS, write_csv, write_json
 from mkt_desktop.library.labels import normalise_label
 
 VOCABULARY = Path(__file__).resolve().parents[2] / "assets" / "vocabulary" / "default.txt"

@@ -350,3 +350,24 @@ def test_the_batch_size_setting_is_the_indexing_batch(tmp_path, tiny_bundle):
     done = []
     lib.index([photos], progress=lambda p: done.append(p.done))
     assert done == [4, 8, 10] and lib.photo_count() == 10
+
+
+def test_saving_a_threshold_keeps_the_photo_arrays_and_photos_indexed_elsewhere_are_seen(tmp_path, tiny_bundle):
+    """The window's arrays of every photo are rebuilt when photos change, not on every commit: a threshold
+    saved is answered from the arrays it has; a photo another process indexed is seen at once."""
+    photos = tmp_path / "photos"
+    make_folder(photos)
+    lib = open_library(tmp_path, tiny_bundle)
+    lib.index([photos])
+    lib.add_label("red star")
+    before = lib.snapshot()
+    lib.set_threshold("red star", 0.5)
+    lib.set_threshold("red star", None)
+    assert lib.snapshot() is before
+
+    other = open_library(tmp_path, tiny_bundle)  # e.g. `mkt-desktop index` while the window is open
+    _photo(photos / "new.jpg", 123)
+    assert other.index().indexed == 1
+    after = lib.snapshot()
+    assert after is not before and len(after) == len(before) + 1
+    assert lib.photo_id(str(photos / "new.jpg")) in set(after.photo_ids.tolist())
