@@ -14,9 +14,8 @@ draft mode down to the model's size, CMYK / 16-bit / palette / alpha, first fram
 matches `mkt_core.data.transforms.eval_transform` (bicubic, whole photo squashed to a square).
 """
 
-import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mkt_core.runtime.engine import cpu_count
 from mkt_core.runtime.images import ImageLoadError, load_rgb
 
 __all__ = ["ImageLoadError", "load_rgb", "resize", "to_array", "Preprocess", "EmbeddedPhoto", "decoded_batches",
@@ -67,14 +67,14 @@ class Preprocess:
     def from_bundle(cls, bundle) -> "Preprocess":
         return cls(bundle.image_size, bundle.mean, bundle.std, bundle.resize)
 
-    def __call__(self, path: str | Path) -> np.ndarray:
-        return to_array(resize(load_rgb(path, self.size), self.size, self.resize), self.mean, self.std)
+    def __call__(self, path: str | Path, data: bytes | None = None) -> np.ndarray:
+        return to_array(resize(load_rgb(path, self.size, data=data), self.size, self.resize), self.mean, self.std)
 
 
-def _decode(preprocess: Preprocess, path: str) -> np.ndarray | ImageLoadError:
+def _decode(preprocess: Preprocess, path: str, data: bytes | None = None) -> np.ndarray | ImageLoadError:
     """Worker body: an array, or the error as a value, so one bad file never raises through the pool."""
     try:
-        return preprocess(path)
+        return preprocess(path, data)
     except ImageLoadError as exc:
         return exc
     except Exception as exc:  # noqa: BLE001 - anything else a decoder throws is still that file's fault
@@ -92,12 +92,14 @@ class EmbeddedPhoto:
 
 
 def decoded_batches(paths: Iterable[str | Path], preprocess: Preprocess, batch_size: int, workers: int = 0,
-                    pool: str = "thread", prefetch_batches: int = 2
+                    pool: str = "thread", prefetch_batches: int = 2, contents: Mapping[str, bytes] | None = None
                     ) -> Iterator[list[tuple[str, np.ndarray | ImageLoadError]]]:
-    """Batches of (path, array or error), in input order, decoded ahead by `workers` threads/processes."""
+    """Batches of (path, array or error), in input order, decoded ahead by `workers` threads/processes;
+    a path in `contents` is decoded from those bytes instead of being read again."""
+    contents = contents or {}
     if pool not in ("thread", "process"):
         raise ValueError(f"pool must be 'thread' or 'process', got {pool!r}")
-    workers = workers or min(8, os.cpu_count() or 1)
+    workers = workers or min(8, cpu_count())
     executor: Executor = (ThreadPoolExecutor(workers, thread_name_prefix="decode") if pool == "thread"
                           else ProcessPoolExecutor(workers))
     pending: deque[tuple[str, Future]] = deque()
@@ -111,7 +113,7 @@ def decoded_batches(paths: Iterable[str | Path], preprocess: Preprocess, batch_s
                 if path is None:
                     exhausted = True
                     break
-                pending.append((str(path), executor.submit(_decode, preprocess, str(path))))
+                pending.append((str(path), executor.submit(_decode, preprocess, str(path), contents.get(str(path)))))
             if not pending:
                 return
             batch: list[tuple[str, np.ndarray | ImageLoadError]] = []
@@ -129,14 +131,14 @@ def decoded_batches(paths: Iterable[str | Path], preprocess: Preprocess, batch_s
 
 
 def embed_files(paths: Iterable[str | Path], engine, batch_size: int = 32, workers: int = 0,
-                pool: str = "thread") -> Iterator[EmbeddedPhoto]:
+                pool: str = "thread", contents: Mapping[str, bytes] | None = None) -> Iterator[EmbeddedPhoto]:
     """Embed photo files with `engine` (a `mkt_core.runtime.engine.Engine`), one result per path, in order.
 
     While the engine runs a batch, the pool decodes the next ones. A file that fails to decode
     yields a result with `error` set; the other files of its batch are embedded as usual.
     """
     preprocess = Preprocess.from_bundle(engine.bundle)
-    for batch in decoded_batches(paths, preprocess, batch_size, workers, pool):
+    for batch in decoded_batches(paths, preprocess, batch_size, workers, pool, contents=contents):
         good = [(path, array) for path, array in batch if not isinstance(array, ImageLoadError)]
         embedded: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
         if good:

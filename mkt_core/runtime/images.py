@@ -134,7 +134,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # CMYK, L, 1, YCbCr...; PIL raises for a mode it cannot convert
 
 
-def load_rgb(path: str | os.PathLike, target_size: int | None = None, max_pixels: int | None = None) -> Image.Image:
+def load_rgb(path: str | os.PathLike, target_size: int | None = None, max_pixels: int | None = None,
+             data: bytes | None = None) -> Image.Image:
     """Open any photo as 8-bit RGB, EXIF orientation applied, first frame of an animation.
 
     `target_size` lets the JPEG decoder skip detail we would throw away anyway (DCT scaling,
@@ -142,15 +143,19 @@ def load_rgb(path: str | os.PathLike, target_size: int | None = None, max_pixels
     `pixel_limit()`) caps width * height. Any failure raises ImageLoadError naming the file.
     (Where other code sets PIL's ImageFile.LOAD_TRUNCATED_IMAGES, as the authors' release does,
     PIL fills a truncated file with grey instead of failing.)
+
+    `data`, when given, is the file's content already read (the indexer hashes and decodes the same
+    bytes); `path` then only names the file and tells its kind.
     """
     path = os.fspath(path)
     limit = max_pixels if max_pixels is not None else pixel_limit()
+    source = path if data is None else io.BytesIO(data)
     try:
-        if os.path.getsize(path) == 0:
+        if (os.path.getsize(path) if data is None else len(data)) == 0:
             raise ImageLoadError(path, "zero bytes (empty file)")
         if os.path.splitext(path)[1].lower() in RAW_SUFFIXES:
-            return _load_raw(path, target_size, limit)
-        with Image.open(path) as img:
+            return _load_raw(path, target_size, limit, source)
+        with Image.open(source) as img:
             width, height = img.size
             if width * height > limit:
                 raise ImageLoadError(path, f"decompression bomb ({width}x{height} pixels is more than "
@@ -177,7 +182,7 @@ def load_rgb(path: str | os.PathLike, target_size: int | None = None, max_pixels
 _RAW_FLIPS = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}
 
 
-def _load_raw(path: str, target_size: int | None, limit: int) -> Image.Image:
+def _load_raw(path: str, target_size: int | None, limit: int, source: str | io.BytesIO) -> Image.Image:
     """A camera RAW as RGB: its embedded preview when it is large enough, else a half-size demosaic.
 
     The preview is the camera's own rendering (its white balance and tone curve) and decodes in a
@@ -189,7 +194,7 @@ def _load_raw(path: str, target_size: int | None, limit: int) -> Image.Image:
     except ImportError as exc:
         raise ImageLoadError(path, "camera RAW file, and rawpy is not installed (pip install rawpy)") from exc
     try:
-        with rawpy.imread(path) as raw:
+        with rawpy.imread(source) as raw:
             width, height = raw.sizes.width, raw.sizes.height
             if width * height > limit:
                 raise ImageLoadError(path, f"decompression bomb ({width}x{height} pixels is more than "

@@ -190,8 +190,8 @@ def _add_photo_generation(conn) -> None:
     conn.execute(text("CREATE TABLE IF NOT EXISTS photo_generation "
                       "(id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL)"))
     conn.execute(text("INSERT OR IGNORE INTO photo_generation (id, value) VALUES (1, 0)"))
-    for name, event in PHOTO_EVENTS.items():
-        conn.execute(text(f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} "
+    for name, change in PHOTO_EVENTS.items():
+        conn.execute(text(f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {change} "
                           "BEGIN UPDATE photo_generation SET value = value + 1; END"))
 
 

@@ -15,6 +15,7 @@
 - A model output that is not finite (NaN, infinity) is refused before anything is stored.
 """
 
+import io
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,10 +31,10 @@ from mkt_desktop.library.scanner import (
     FileChanged,
     FoundFile,
     ScanProblem,
-    exif_taken_at,
-    hash_stable,
     jpeg_problem,
+    read_stable,
     scan,
+    taken_at_of,
 )
 
 CHANGED = "the file changed while being read"
@@ -138,9 +139,13 @@ class Indexer:
     def _index_batch(self, batch: list[tuple[int, FoundFile]], report: IndexReport) -> None:
         failures: list[_Failure] = []
         hashed: list[tuple[int, FoundFile, str]] = []
+        contents: dict[str, bytes] = {}  # path -> the bytes hashed: decoded, and their header read, from memory
         for folder_id, item in batch:
             try:
-                hashed.append((folder_id, item, hash_stable(item.path, item.size, item.mtime_ns)))
+                digest, data = read_stable(item.path, item.size, item.mtime_ns)
+                hashed.append((folder_id, item, digest))
+                if data is not None:
+                    contents[item.path] = data
             except FileChanged:
                 failures.append(_Failure(item.path, folder_id, CHANGED, True))
             except OSError as exc:
@@ -153,8 +158,10 @@ class Indexer:
         for _, item, digest in hashed:
             if (digest not in known or digest in damaged) and digest not in to_embed:
                 to_embed[digest] = item
-        embedded, failed = self._embed(to_embed)
-        headers = {item.path: _header(item.path) for _, item, digest in hashed if digest not in failed}
+        embedded, failed = self._embed(to_embed, contents)
+        headers = {item.path: _header(item.path, contents.get(item.path))
+                   for _, item, digest in hashed if digest not in failed}
+        contents.clear()
 
         with self.Session() as session:
             begin_write(session)
@@ -200,11 +207,12 @@ class Indexer:
             finite[present] = np.isfinite(stored).all(axis=1)
         return {digest for digest, ok in zip(digests, finite, strict=True) if not ok}
 
-    def _embed(self, to_embed: dict[str, FoundFile]):
+    def _embed(self, to_embed: dict[str, FoundFile], contents: dict[str, bytes]):
         """Run the model on the new contents: ({hash: (global, local)}, {hash: (reason, retry)}).
 
-        Nothing is stored here. Refused: a damaged JPEG, a file that changed between the scan and the
-        decoding (its hash would describe other bytes), and any output that is not finite.
+        Nothing is stored here. `contents` holds the bytes that were hashed (decoded from memory, not read
+        again). Refused: a damaged JPEG, a file that changed after the scan (its row would describe other
+        bytes), and any output that is not finite.
         """
         from mkt_core.runtime.image_pipeline import embed_files
 
@@ -218,12 +226,12 @@ class Indexer:
         if not paths:
             return {}, failed
         embedded = {}
-        for result in embed_files(list(paths), self.load_engine(), batch_size=self.batch_size):
+        for result in embed_files(list(paths), self.load_engine(), batch_size=self.batch_size, contents=contents):
             digest = paths[result.path]
             item = to_embed[digest]
             if result.error is not None:
                 failed[digest] = (result.error, _worth_retrying(result.error))
-            elif problem := _jpeg_problem(item.path):
+            elif problem := _jpeg_problem(contents.get(item.path, item.path)):
                 failed[digest] = problem
             elif not _same_file(item):
                 failed[digest] = (CHANGED, True)
@@ -301,8 +309,9 @@ def _unchanged(row: Photo | None, item: FoundFile, embedded: set[str], retry_fai
     return False
 
 
-def _jpeg_problem(path: str) -> tuple[str, bool] | None:
-    """A decoded JPEG that is not whole (see scanner.jpeg_problem): (reason, retry) or None."""
+def _jpeg_problem(path: str | bytes) -> tuple[str, bool] | None:
+    """A decoded JPEG (its path or its bytes) that is not whole (see scanner.jpeg_problem): (reason, retry)
+    or None."""
     try:
         problem = jpeg_problem(path)
     except OSError as exc:
@@ -325,18 +334,21 @@ def _worth_retrying(reason: str) -> bool:
             or reason.startswith("decoder failed"))
 
 
-def _header(path: str) -> tuple[int | None, int | None, object]:
+def _header(path: str, data: bytes | None = None) -> tuple[int | None, int | None, object]:
+    """(width, height as shown, EXIF date taken) from one opening of the file, or of its bytes when given."""
     width: int | None
     height: int | None
+    taken_at = None
     try:
-        with Image.open(path) as image:
+        with Image.open(path if data is None else io.BytesIO(data)) as image:
             width, height = image.size
             orientation = image.getexif().get(0x0112, 1)
+            taken_at = taken_at_of(image)
         if orientation in (5, 6, 7, 8):
             width, height = height, width
     except Exception:  # noqa: BLE001 - the decode step already judged the file readable
         width = height = None
-    return width, height, exif_taken_at(path)
+    return width, height, taken_at
 
 
 def _os_reason(exc: OSError) -> str:

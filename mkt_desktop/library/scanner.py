@@ -19,6 +19,7 @@ never walked twice (visited folders are tracked by (st_dev, st_ino)).
 import errno
 import fnmatch
 import hashlib
+import io
 import os
 import re
 import stat
@@ -232,26 +233,43 @@ def _hash_file(path: str | os.PathLike, size_hint: int | None) -> tuple[str, int
 def hash_stable(path: str | os.PathLike, size: int, mtime_ns: int) -> str:
     """content_hash, refusing a file that differs from what the scan saw (a copy in progress, an editor saving):
     raises FileChanged if the bytes read, the size or the modification time no longer match."""
-    digest, read = _hash_file(path, size)
+    return read_stable(path, size, mtime_ns, keep_bytes=0)[0]
+
+
+# A new photo's bytes are kept from the hash to the decoding (one read of the file, not four) up to this
+# size; a larger file (a long RAW, a panorama) is hashed in chunks and read again by its decoder.
+KEEP_BYTES = 64 * 1024 * 1024
+
+
+def read_stable(path: str | os.PathLike, size: int, mtime_ns: int, keep_bytes: int = KEEP_BYTES
+                ) -> tuple[str, bytes | None]:
+    """(content_hash, the file's bytes or None when larger than `keep_bytes`), read once; FileChanged when
+    the bytes read, the size or the modification time differ from what the scan saw."""
+    if 0 <= size <= keep_bytes:
+        with open(path, "rb") as file:  # buffered: read(n) returns n bytes unless the file ends first
+            data = file.read(size + 1)  # one byte over: a file that grew is seen
+        digest, read = hashlib.blake2b(data, digest_size=32).hexdigest(), len(data)
+    else:
+        (digest, read), data = _hash_file(path, size), None
     after = os.stat(path)
     if read != size or after.st_size != size or after.st_mtime_ns != mtime_ns:
         raise FileChanged(path)
-    return digest
+    return digest, data
 
 
 _JPEG_NO_LENGTH = frozenset({0x01, *range(0xD0, 0xDA)})  # TEM, RST0-7, SOI, EOI: markers without a length
 _EOI = b"\xff\xd9"
 
 
-def jpeg_problem(path: str | os.PathLike) -> str | None:
+def jpeg_problem(path: str | os.PathLike | bytes) -> str | None:
     """Why a JPEG is damaged in a way its decoder does not notice, or None (also for any other file).
 
     Pillow refuses a JPEG that ends early, but one whose image data goes on as zeros or garbage (a header
     followed by 1 GiB of zeros, a download preallocated and never finished) decodes as a grey or noisy
     photo. A whole JPEG has its end-of-image marker after the image data: that is what is checked,
-    searching from the end of the file, where it nearly always is.
+    searching from the end of the file, where it nearly always is. `path` may be the file's bytes.
     """
-    with open(path, "rb") as file:
+    with io.BytesIO(path) if isinstance(path, bytes) else open(path, "rb") as file:
         if file.read(3) != b"\xff\xd8\xff":
             return None
         position = 2
@@ -293,9 +311,17 @@ def exif_taken_at(path: str | os.PathLike) -> datetime | None:
     """
     try:
         with Image.open(path) as image:
-            exif = image.getexif()
-            original = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)
-            fallback = exif.get(_DATETIME)
+            return taken_at_of(image)
+    except Exception:  # noqa: BLE001 - any decoder failure just means "no date"
+        return None
+
+
+def taken_at_of(image: Image.Image) -> datetime | None:
+    """exif_taken_at of an image already open (the indexer reads a file once)."""
+    try:
+        exif = image.getexif()
+        original = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)
+        fallback = exif.get(_DATETIME)
     except Exception:  # noqa: BLE001 - any decoder failure just means "no date"
         return None
     return parse_exif_datetime(original) or parse_exif_datetime(fallback)

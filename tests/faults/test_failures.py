@@ -25,7 +25,7 @@ def test_a_permission_fixed_after_a_failure_is_read_on_the_next_run(tmp_path, ti
     photos(tmp_path / "photos", 3)
     locked = tmp_path / "photos" / "p001.jpg"
     lib = Library(db_path=tmp_path / "lib.sqlite", model=tiny_bundle)
-    real = indexer.hash_stable
+    real = indexer.read_stable
 
     def denied(path, size, mtime_ns):  # what chmod 000 does, also for root (who reads every file)
         if path == str(locked):
@@ -33,7 +33,7 @@ def test_a_permission_fixed_after_a_failure_is_read_on_the_next_run(tmp_path, ti
         return real(path, size, mtime_ns)
 
     with monkeypatch.context() as patch:
-        patch.setattr(indexer, "hash_stable", denied)
+        patch.setattr(indexer, "read_stable", denied)
         report = lib.index([tmp_path / "photos"])
     assert report.failed == 1 and lib.failures() == [(str(locked), "permission denied")]
     again = lib.index()  # chmod fixed it; the file's size and mtime are what they were
@@ -55,7 +55,7 @@ def test_a_file_replaced_while_it_was_read_is_read_again_on_the_next_run(tmp_pat
     photos(tmp_path / "photos", 3)
     replaced = tmp_path / "photos" / "p002.jpg"
     lib = Library(db_path=tmp_path / "lib.sqlite", model=tiny_bundle)
-    real = indexer.hash_stable
+    real = indexer.read_stable
 
     def replace_meanwhile(path, size, mtime_ns):
         if path == str(replaced):
@@ -63,7 +63,7 @@ def test_a_file_replaced_while_it_was_read_is_read_again_on_the_next_run(tmp_pat
         return real(path, size, mtime_ns)
 
     with monkeypatch.context() as patch:
-        patch.setattr(indexer, "hash_stable", replace_meanwhile)
+        patch.setattr(indexer, "read_stable", replace_meanwhile)
         report = lib.index([tmp_path / "photos"])
     assert report.failures == [(str(replaced), "the file changed while being read")]
     again = lib.index()  # the failure recorded the new version's size and mtime: still read again
@@ -77,16 +77,16 @@ def test_a_file_changed_between_hashing_and_decoding_is_not_stored_under_the_old
     changed = tmp_path / "photos" / "p001.jpg"
     first_hash = content_hash(changed)
     lib = Library(db_path=tmp_path / "lib.sqlite", model=tiny_bundle)
-    real = indexer.hash_stable
+    real = indexer.read_stable
 
     def then_change(path, size, mtime_ns):
-        digest = real(path, size, mtime_ns)
+        read = real(path, size, mtime_ns)
         if path == str(changed):
             photo(changed, 77)
-        return digest
+        return read
 
     with monkeypatch.context() as patch:
-        patch.setattr(indexer, "hash_stable", then_change)
+        patch.setattr(indexer, "read_stable", then_change)
         report = lib.index([tmp_path / "photos"])
     assert names(report.failures) == {"p001.jpg"}
     with open_database(tmp_path / "lib.sqlite")() as session:
@@ -128,7 +128,7 @@ def test_byte_identical_broken_files_each_get_their_row_and_are_not_read_again(t
     def no_reading(*args):
         raise AssertionError("a file was read again")
 
-    monkeypatch.setattr(indexer, "hash_stable", no_reading)
+    monkeypatch.setattr(indexer, "read_stable", no_reading)
     again = lib.index()
     assert again.counts() == {"indexed": 0, "reused": 0, "unchanged": 46, "failed": 0, "removed": 0}
 

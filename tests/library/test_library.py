@@ -286,7 +286,7 @@ def test_a_file_changing_or_unreadable_while_indexed_is_listed_and_the_rest_inde
 
     photos = tmp_path / "photos"
     make_folder(photos)
-    real = indexer.hash_stable
+    real = indexer.read_stable
 
     def flaky(path, size, mtime_ns):
         if path.endswith("a.jpg"):
@@ -295,13 +295,13 @@ def test_a_file_changing_or_unreadable_while_indexed_is_listed_and_the_rest_inde
             raise PermissionError(13, "Permission denied", path)
         return real(path, size, mtime_ns)
 
-    monkeypatch.setattr(indexer, "hash_stable", flaky)
+    monkeypatch.setattr(indexer, "read_stable", flaky)
     lib = open_library(tmp_path, tiny_bundle)
     report = lib.index([photos])
     assert report.indexed == 5 and report.failed == 2
     reasons = {Path(p).name: r for p, r in lib.failures()}
     assert reasons == {"a.jpg": "the file changed while being read", "b.png": "permission denied"}
-    monkeypatch.setattr(indexer, "hash_stable", real)
+    monkeypatch.setattr(indexer, "read_stable", real)
     _photo(photos / "a.jpg", 1)  # rewritten: a new mtime, so the next run reads it again
     assert lib.index().indexed == 2  # and both causes may pass, so both are tried again: now they read
     assert lib.failures() == []
@@ -371,3 +371,30 @@ def test_saving_a_threshold_keeps_the_photo_arrays_and_photos_indexed_elsewhere_
     after = lib.snapshot()
     assert after is not before and len(after) == len(before) + 1
     assert lib.photo_id(str(photos / "new.jpg")) in set(after.photo_ids.tolist())
+
+
+def test_a_new_photo_is_read_from_disk_once(tmp_path, tiny_bundle, monkeypatch):
+    """Its hash, size, EXIF date, the JPEG check and the decoding all come from one read of the file
+    (on a NAS or a USB disk each read is paid again), and what is stored is what that read found."""
+    import builtins
+    from collections import Counter
+
+    photos = tmp_path / "photos"
+    wanted = {str(_photo(photos / f"p{i}.jpg", i)) for i in range(3)}
+    lib = open_library(tmp_path, tiny_bundle)
+    opened: Counter = Counter()
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if isinstance(file, str | os.PathLike) and os.fspath(file) in wanted:
+            opened[os.fspath(file)] += 1
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    report = lib.index([photos])
+    monkeypatch.undo()
+    assert report.indexed == 3
+    assert opened == Counter({path: 1 for path in wanted})
+    with sqlite3.connect(tmp_path / "db" / "library.sqlite") as db:
+        sizes = dict((path, (w, h)) for path, w, h in db.execute("SELECT path, width, height FROM photos"))
+    assert sizes == {path: (56, 40) for path in wanted}  # the header, read from the same bytes

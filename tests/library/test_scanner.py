@@ -24,6 +24,7 @@ from mkt_desktop.library.scanner import (
     heic_supported,
     parse_exif_datetime,
     printable_path,
+    read_stable,
     scan,
 )
 
@@ -250,13 +251,22 @@ def test_copies_share_a_hash_and_one_changed_byte_does_not(tmp_path):
     assert content_hash(empty, size_hint=0) == hashlib.blake2b(b"", digest_size=32).hexdigest()
 
 
-def test_hash_stable_accepts_an_untouched_file(tmp_path):
+@pytest.fixture(params=["bytes kept", "in chunks"])
+def read_hash(request):
+    """The indexer's one read of a file (bytes kept for decoding), and the chunked read of a large one."""
+    keep = scanner.KEEP_BYTES if request.param == "bytes kept" else 0
+    return lambda item: read_stable(item.path, item.size, item.mtime_ns, keep_bytes=keep)
+
+
+def test_a_stable_read_accepts_an_untouched_file(tmp_path, read_hash):
     path = photo(tmp_path / "a.jpg")
     [item] = found(scan(tmp_path)).values()
-    assert hash_stable(item.path, item.size, item.mtime_ns) == content_hash(path)
+    digest, data = read_hash(item)
+    assert digest == content_hash(path) == hash_stable(item.path, item.size, item.mtime_ns)
+    assert data is None or data == path.read_bytes()
 
 
-def test_file_grown_after_the_scan_is_refused_even_with_its_old_mtime(tmp_path):
+def test_file_grown_after_the_scan_is_refused_even_with_its_old_mtime(tmp_path, read_hash):
     path = photo(tmp_path / "copying.jpg")
     [item] = found(scan(tmp_path)).values()
     with open(path, "ab") as file:
@@ -264,12 +274,12 @@ def test_file_grown_after_the_scan_is_refused_even_with_its_old_mtime(tmp_path):
     os.utime(path, ns=(item.mtime_ns, item.mtime_ns))  # a copier that restores timestamps
 
     with pytest.raises(FileChanged) as caught:
-        hash_stable(item.path, item.size, item.mtime_ns)
+        read_hash(item)
     assert caught.value.path == str(path)
     assert str(path) in str(caught.value) and "changed while being read" in str(caught.value)
 
 
-def test_file_rewritten_in_place_with_the_same_size_is_refused(tmp_path):
+def test_file_rewritten_in_place_with_the_same_size_is_refused(tmp_path, read_hash):
     path = photo(tmp_path / "edited.jpg")
     [item] = found(scan(tmp_path)).values()
     data = bytearray(path.read_bytes())
@@ -278,10 +288,10 @@ def test_file_rewritten_in_place_with_the_same_size_is_refused(tmp_path):
     os.utime(path, ns=(item.mtime_ns + 1_000_000_000, item.mtime_ns + 1_000_000_000))
 
     with pytest.raises(FileChanged):
-        hash_stable(item.path, item.size, item.mtime_ns)
+        read_hash(item)
 
 
-def test_file_changed_while_being_hashed_is_refused(tmp_path, monkeypatch):
+def test_file_changed_while_being_hashed_is_refused(tmp_path, monkeypatch, read_hash):
     """An editor saving in the middle of the read: simulated by appending after the first chunk is read."""
     path = tmp_path / "big.jpg"
     path.write_bytes(b"x" * (2 * scanner.CHUNK_SIZE))
@@ -297,7 +307,7 @@ def test_file_changed_while_being_hashed_is_refused(tmp_path, monkeypatch):
 
     monkeypatch.setattr("builtins.open", open_and_grow)
     with pytest.raises(FileChanged):
-        hash_stable(item.path, item.size, item.mtime_ns)
+        read_hash(item)
 
 
 # -- capture time -------------------------------------------------------------------------------
