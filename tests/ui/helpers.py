@@ -1,10 +1,11 @@
 """What the window tests share: photos on disk, a window on a library, waiting for its background work."""
 
+import threading
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from mkt_desktop.library.library import Library
 from mkt_desktop.ui.main_window import MainWindow
@@ -51,3 +52,30 @@ def indexed_window(qtbot, tmp_path: Path, model: str, photos: int) -> MainWindow
     window.add_folder(str(tmp_path / "photos"), index=False)
     index_through_ui(qtbot, window)
     return window
+
+
+class UiThreadAnswer(QObject):
+    """`off_the_ui_thread(fn)`: fn, made to wait until the UI thread has handled an event posted when it
+    was called. Run on the UI thread, that event could never run while fn waits: the call records
+    (ran off the UI thread, the UI answered meanwhile). No clock is involved."""
+
+    asked = Signal(object)
+
+    def __init__(self):
+        super().__init__()
+        self.asked.connect(self.answer, Qt.ConnectionType.QueuedConnection)  # never a direct call
+        self.calls: list[tuple[str, bool, bool]] = []
+
+    @Slot(object)
+    def answer(self, event: threading.Event) -> None:
+        assert threading.current_thread() is threading.main_thread()
+        event.set()
+
+    def off_the_ui_thread(self, fn):
+        def waiting(*args, **kwargs):
+            answered = threading.Event()
+            self.asked.emit(answered)
+            off_ui = threading.current_thread() is not threading.main_thread()
+            self.calls.append((fn.__name__, off_ui, answered.wait(timeout=20) if off_ui else False))
+            return fn(*args, **kwargs)
+        return waiting

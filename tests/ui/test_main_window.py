@@ -1,12 +1,11 @@
 """The main window with real widgets (offscreen), a real SQLite library, real JPEGs and a tiny model bundle."""
 
-import threading
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer
 
 from mkt_desktop.library.xmp import read_photo_subjects, sidecar_path
 from mkt_desktop.ui.photo_grid import PhotoModel
-from tests.ui.helpers import WAIT_MS, index_through_ui, open_window, wait_idle, write_photos
+from tests.ui.helpers import WAIT_MS, UiThreadAnswer, index_through_ui, open_window, wait_idle, write_photos
 
 
 def test_search_label_tag_export_and_reopen(qtbot, tmp_path, tiny_bundle):
@@ -74,19 +73,6 @@ def test_search_label_tag_export_and_reopen(qtbot, tmp_path, tiny_bundle):
     again.close()
 
 
-class _UiThreadAnswer(QObject):
-    asked = Signal(object)
-
-    def __init__(self):
-        super().__init__()
-        self.asked.connect(self.answer, Qt.ConnectionType.QueuedConnection)  # never a direct call
-
-    @Slot(object)
-    def answer(self, event: threading.Event) -> None:
-        assert threading.current_thread() is threading.main_thread()
-        event.set()
-
-
 def test_event_loop_keeps_running_while_indexing(qtbot, tmp_path, tiny_bundle):
     """Each batch of the model waits until the UI thread has handled an event posted after it began:
     if indexing ran on the UI thread, that event could never run and the batch would wait in vain.
@@ -97,24 +83,14 @@ def test_event_loop_keeps_running_while_indexing(qtbot, tmp_path, tiny_bundle):
     window.add_folder(str(tmp_path / "many"), index=False)
     engine = window.library.engine
     encode = engine.encode_images
-    main_thread = threading.main_thread()
-    batches: list[tuple[bool, bool]] = []  # (ran off the UI thread, the UI answered while it waited)
-
-    ui = _UiThreadAnswer()  # lives on the UI thread: its slot runs there, queued from the worker
-
-    def encode_after_the_ui_answers(images):
-        answered = threading.Event()
-        ui.asked.emit(answered)
-        batches.append((threading.current_thread() is not main_thread, answered.wait(timeout=20)))
-        return encode(images)
-
-    engine.encode_images = encode_after_the_ui_answers
+    ui = UiThreadAnswer()
+    engine.encode_images = ui.off_the_ui_thread(encode)
     shown: list[str] = []
     with qtbot.waitSignal(window.indexing_finished, timeout=WAIT_MS):
         window.start_indexing()
         qtbot.waitUntil(lambda: shown.append(window.progress_label.text()) or not window.indexing, timeout=WAIT_MS)
     engine.encode_images = encode
-    assert batches and all(off_ui and answered for off_ui, answered in batches), batches
+    assert ui.calls and all(off_ui and answered for _, off_ui, answered in ui.calls), ui.calls
     assert any(text.startswith("Indexing ") and "/40" in text and "ETA" in text for text in shown), shown
     wait_idle(qtbot, window)
     assert window.photo_model.rowCount() == 40
