@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mkt_desktop.library.db import Embedding, Folder, Photo, begin_write, utcnow
@@ -111,7 +111,10 @@ class Indexer:
                     self._record_failure(session, failure, report)
                 session.commit()
         with self.Session() as session:
-            known = {p.path: p for p in session.scalars(select(Photo).where(Photo.folder_id.in_(roots)))}
+            # plain rows, not ORM objects: a rescan of 100,000 unchanged photos spent 8 s building them
+            known = {row.path: row for row in session.execute(
+                select(Photo.path, Photo.size, Photo.mtime_ns, Photo.status, Photo.content_hash, Photo.retry)
+                .where(Photo.folder_id.in_(roots)))}
             embedded = set(session.scalars(select(Embedding.content_hash).where(
                 Embedding.model_id == self.model_id)))
         todo = []  # new and changed files, and those whose embedding was lost (a damaged store)
@@ -284,20 +287,17 @@ class Indexer:
         """Photos of these folders no longer on disk leave the results (kept as 'missing' so a move
         discovered later still finds their tags)."""
         with self.Session() as session:
-            rows = session.scalars(select(Photo).where(Photo.folder_id.in_(roots), Photo.status != "missing")).all()
-            count = 0
-            for row in rows:
-                if row.path in present:
-                    continue
-                if row.status == "failed" and os.path.lexists(row.path):
-                    continue  # still there, still broken: stays listed under failures
-                row.status = "missing"
-                count += 1
+            rows = session.execute(select(Photo.id, Photo.path, Photo.status).where(
+                Photo.folder_id.in_(roots), Photo.status != "missing")).all()
+            gone = [row.id for row in rows if row.path not in present
+                    and not (row.status == "failed" and os.path.lexists(row.path))]  # still broken: stays listed
+            for start in range(0, len(gone), 500):
+                session.execute(update(Photo).where(Photo.id.in_(gone[start:start + 500])).values(status="missing"))
             session.commit()
-        return count
+        return len(gone)
 
 
-def _unchanged(row: Photo | None, item: FoundFile, embedded: set[str], retry_failed: bool) -> bool:
+def _unchanged(row, item: FoundFile, embedded: set[str], retry_failed: bool) -> bool:
     """Whether a found file can be skipped: same size and mtime, and either indexed with this model or
     failed for a reason that will not pass by itself."""
     if row is None or row.size != item.size or row.mtime_ns != item.mtime_ns:

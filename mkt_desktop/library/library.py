@@ -121,6 +121,7 @@ class PhotoLabel:
     confidence: float | None = None  # the calibrated confidence of `score`, 0 to 1
 
 
+UNIT_GLOBALS_BYTES = 512 * 1024 * 1024  # "more like this" keeps the unit global embeddings up to this size
 EXACT_SEARCH_PHOTOS = 5_000  # above this, a new text is searched through candidates (store.top_rows)
 NOT_FINITE = "the model gives non-finite values (NaN or infinity) for it"
 
@@ -158,6 +159,7 @@ class Library:
         self._unstored = 0  # indexed photos whose embedding the store does not hold (damage)
         self._columns: ScoreColumns | None = None
         self._null: tuple[int, NullScores | None] | None = None  # (snapshot version, random texts' scores)
+        self._unit: tuple[int, np.ndarray] | None = None  # (snapshot version, unit global embeddings)
         self._lock = threading.RLock()  # the window's runner calls from several threads
         if vocabulary and not self.read_only:
             self._seed_vocabulary()
@@ -476,8 +478,13 @@ class Library:
             begin_write(session)
             store, problems = EmbeddingStore.repair(self.store_folder, self.bundle, full=full)
             store.cover_unverified()
-            self._store, self._columns, self._snapshot, self._null = store, None, None, None
-            self._watch.bump()
+            if problems or self._store is None:  # rebuilt: what was computed from the old one goes
+                self._store, self._columns, self._snapshot, self._null = store, None, None, None
+                self._watch.bump()
+            else:  # nothing repaired: the photo arrays and score columns stay valid (a rescan stays cheap)
+                self._store = store
+                if self._columns is not None:
+                    self._columns.store = store
             live = set(store.ids.tolist())
             ids = session.scalars(select(Embedding.id).where(Embedding.model_id == model_id)).all()
             lost = [i for i in ids if i not in live]
@@ -753,6 +760,16 @@ class Library:
                                          self._confidence_of(score_of[label_id])))
         return result
 
+    def _unit_globals(self, snapshot: Snapshot) -> np.ndarray:
+        """The snapshot's global embeddings at unit length, float32, in its order; kept for the snapshot
+        while they fit in UNIT_GLOBALS_BYTES (then "more like this" is one matrix-vector product)."""
+        if self._unit is not None and self._unit[0] == snapshot.version:
+            return self._unit[1]
+        matrix = self.store.global_embeddings_of_rows(snapshot.rows)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True).clip(1e-12)
+        self._unit = (snapshot.version, matrix) if matrix.nbytes <= UNIT_GLOBALS_BYTES else None
+        return matrix
+
     def similar(self, photo: int | str | Path, limit: int = 20) -> list[SearchHit]:
         """More like this: cosine of global embeddings."""
         photo_id = photo if isinstance(photo, int) else self.photo_id(photo)
@@ -760,8 +777,7 @@ class Library:
         index = snapshot.index_of(photo_id)
         if index is None:
             raise KeyError(f"photo {photo_id} has no embedding for this model")
-        matrix = self.store.global_embeddings_of_rows(snapshot.rows)
-        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True).clip(1e-12)
+        matrix = self._unit_globals(snapshot)
         similarity = matrix @ matrix[index]
         similarity[index] = -np.inf  # not the photo itself
         top = _top(similarity, snapshot.photo_ids, min(limit, len(snapshot) - 1))

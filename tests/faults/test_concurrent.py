@@ -18,8 +18,8 @@ def test_two_indexers_embedding_the_same_photos_at_once_both_finish_with_one_cop
     real = indexer.Indexer._embed
     interleaved = []
 
-    def embed_then_let_the_other_run(self, to_embed):
-        result = real(self, to_embed)
+    def embed_then_let_the_other_run(self, to_embed, contents):
+        result = real(self, to_embed, contents)
         if self.store is first.store and not interleaved:
             interleaved.append(second.index())
         return result
