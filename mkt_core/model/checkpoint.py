@@ -14,6 +14,7 @@ from safetensors.torch import load_model as st_load_model
 from safetensors.torch import save_model as st_save_model
 
 from mkt_core.model.config import MKTConfig
+from mkt_core.runtime.files import read_json_object
 
 FORMAT = "mkt-checkpoint"
 VERSION = 1
@@ -49,13 +50,9 @@ def read_checkpoint_config(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing: not an MKT checkpoint folder")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: malformed JSON: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an MKT checkpoint config (format {meta.get('format')!r})"
-                         if isinstance(meta, dict) else f"{path}: not an MKT checkpoint config")
+    meta = read_json_object(path, ValueError)
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an MKT checkpoint config (format {meta.get('format')!r})")
     if meta.get("version") != VERSION:
         raise ValueError(f"{path}: checkpoint version {meta.get('version')!r}; this code reads version {VERSION}")
     return meta

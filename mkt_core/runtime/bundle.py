@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from mkt_core.runtime.files import read_json_object
 from mkt_core.runtime.tokenizer import prompt_token_ids
 
 FORMAT = "mkt-bundle"
@@ -220,12 +221,7 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
         raise BundleError(f"{folder}: not a folder: a model bundle is a folder with {MANIFEST_FILE}")
     if not manifest_path.is_file():
         raise BundleError(f"{manifest_path}: missing: {folder} is not a model bundle")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{manifest_path}: malformed JSON: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{manifest_path}: malformed: expected a JSON object")
+    manifest = read_json_object(manifest_path, BundleError)
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{manifest_path}: not a model bundle manifest (format {manifest.get('format')!r}, "
                           f"expected {FORMAT!r})")

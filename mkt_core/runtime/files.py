@@ -1,10 +1,12 @@
 """Files replaced whole or not at all: the one atomic writer of the store, the score columns, the
-sidecars and the exports.
+sidecars and the exports; and the one reader of the JSON objects that describe a bundle, a store
+or a checkpoint.
 
 A reader or a crash never sees half a file: the bytes go to a hidden temporary file beside the
 destination, are flushed to disk, then renamed over it, and the folder's entry is flushed too.
 """
 
+import json
 import os
 import re
 import secrets
@@ -111,3 +113,14 @@ def fsync_dir(folder: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_json_object(path: Path, error: type[Exception]) -> dict:
+    """The JSON object in `path`, or `error` naming the file and what is wrong with it."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: malformed JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise error(f"{path}: malformed: expected a JSON object, not {type(value).__name__}")
+    return value

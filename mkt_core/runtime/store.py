@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 
 from mkt_core.runtime.engine import cpu_count
-from mkt_core.runtime.files import fsync_dir, remove_stale_temporaries, write_atomically
+from mkt_core.runtime.files import fsync_dir, read_json_object, remove_stale_temporaries, write_atomically
 
 FORMAT = "mkt-embedding-store"
 VERSION = 2  # 2: scale.bin (version 1 stores are upgraded on open: t = 1 for every token they hold)
@@ -214,11 +214,8 @@ class EmbeddingStore:
         path = folder / "store.json"
         if not path.is_file():
             raise StoreError(f"{path}: missing: {folder} is not an embedding store")
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StoreDamaged(f"{path}: malformed JSON: {exc}") from exc
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        meta = read_json_object(path, StoreDamaged)
+        if meta.get("format") != FORMAT:
             raise StoreDamaged(f"{path}: not an embedding store")
         if isinstance(meta.get("version"), int) and meta["version"] > VERSION:
             raise StoreError(f"{path}: store version {meta.get('version')!r}; this program reads version {VERSION}")
