@@ -475,17 +475,23 @@ class EmbeddingStore:
         return self.score_labels(np.asarray(label_emb).reshape(1, -1), chunk=chunk)[:, 0]
 
     def score_labels(self, label_emb: np.ndarray, ids: np.ndarray | list[int] | None = None,
-                     chunk: int = 1024, rows: np.ndarray | None = None) -> np.ndarray:
+                     chunk: int = 1024, rows: np.ndarray | None = None,
+                     local_emb: np.ndarray | None = None) -> np.ndarray:
         """Eq. 3 scores `[n, L]`: global dot + mean of the top-k patch dots, from the compressed data.
 
         The one score of the app: search, the stored scores, thresholds and exports all come from
         here. `ids` scores only those photos (rows in the order given; KeyError for one not stored),
         with the very same numbers as scoring everything. Runs over the memory-mapped data in chunks
         of `chunk` photos, so memory stays at a few tens of MB whatever the store's size.
+        `local_emb` `[L, D]`: a query of the patch stream apart from the global one (a label adapted
+        to a person's decisions); by default both streams use `label_emb`, as Eq. 3 does.
         """
         z = np.asarray(label_emb, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.embed_dim:
             raise ValueError(f"label embeddings must be [L, {self.embed_dim}], got {list(z.shape)}")
+        local_z = z if local_emb is None else np.asarray(local_emb, dtype=np.float32)
+        if local_z.shape != z.shape:
+            raise ValueError(f"local queries must be {list(z.shape)} like the global ones, got {list(local_z.shape)}")
         if rows is None:
             rows = self._live if ids is None else self.rows_of(ids)
         out = np.empty((len(rows), len(z)), dtype=np.float32)
@@ -497,7 +503,7 @@ class EmbeddingStore:
             return out
         session = self._scoring_session()
         codec, codes, token_scale = self._local_stream()
-        q, q_scale, offset = codec.query(z)
+        q, q_scale, offset = codec.query(local_z)
         feed = {"q": q, "q_scale": q_scale, "z": np.ascontiguousarray(z.T), "offset": offset}
         for start in range(0, len(rows), chunk):
             feed["codes"] = self._block(codes, rows, start, chunk).reshape(-1, self.local_dims)
@@ -610,10 +616,11 @@ class EmbeddingStore:
             return self.codec, np.zeros((0, *n), dtype=np.uint8), np.zeros((0, n[0]), dtype="<f2")
         return self.codec, self._local, self._scale
 
-    def score_row_range(self, label_emb: np.ndarray, start: int, stop: int, chunk: int = 1024) -> np.ndarray:
+    def score_row_range(self, label_emb: np.ndarray, start: int, stop: int, chunk: int = 1024,
+                        local_emb: np.ndarray | None = None) -> np.ndarray:
         """Eq. 3 scores `[stop - start, L]` of the store's rows `start:stop`, superseded rows included
         (what a cache kept in row order extends itself with)."""
-        return self.score_labels(label_emb, rows=np.arange(start, stop), chunk=chunk)
+        return self.score_labels(label_emb, rows=np.arange(start, stop), chunk=chunk, local_emb=local_emb)
 
     @property
     def row_count(self) -> int:
