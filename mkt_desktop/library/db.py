@@ -36,7 +36,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class DatabaseError(RuntimeError):
@@ -118,6 +118,8 @@ class Label(Base):
     threshold: Mapped[float | None] = mapped_column(Float)  # None: automatic (see labels.py)
     source: Mapped[str] = mapped_column(String(16), default="user")  # "user" or "vocabulary"
     created: Mapped[datetime] = mapped_column(default=utcnow)
+    # "forget my corrections": the label's scores learn only from decisions made after this (feedback.py)
+    learned_since: Mapped[datetime | None] = mapped_column()
 
 
 class Embedding(Base):
@@ -195,7 +197,14 @@ def _add_photo_generation(conn) -> None:
                           "BEGIN UPDATE photo_generation SET value = value + 1; END"))
 
 
-MIGRATIONS: list = [_add_retry, _drop_scores, _add_photo_generation]
+def _add_learned_since(conn) -> None:
+    """4 -> 5: labels.learned_since, for forgetting what a label learned from decisions (feedback.py)."""
+    columns = [row[1] for row in conn.execute(text("PRAGMA table_info(labels)"))]
+    if "learned_since" not in columns:  # another process may have just migrated it
+        conn.execute(text("ALTER TABLE labels ADD COLUMN learned_since DATETIME"))
+
+
+MIGRATIONS: list = [_add_retry, _drop_scores, _add_photo_generation, _add_learned_since]
 
 
 def begin_write(session: Session) -> None:
