@@ -29,15 +29,14 @@ def decide(lib, photo_ids: list[int], label: str, status: str | None) -> Decisio
     """Set the label's status on the photos (the label is saved if new), remembering the statuses it replaces."""
     text = normalise_label(label)
     before = statuses(lib, photo_ids, text)
-    for photo_id in photo_ids:
-        lib.set_tag(photo_id, text, status)
+    lib.set_tags(photo_ids, text, status)
     return Decision(text, status, before)
 
 
 def undo(lib, decision: Decision) -> None:
-    """Put back each photo's status from before the decision."""
-    for photo_id, status in decision.before.items():
-        lib.set_tag(photo_id, decision.label, status)
+    """Put back each photo's status from before the decision (a label that learned from it unlearns it)."""
+    for status in dict.fromkeys(decision.before.values()):
+        lib.set_tags([p for p, s in decision.before.items() if s == status], decision.label, status)
 
 
 def statuses(lib, photo_ids: list[int], label: str) -> dict[int, str | None]:

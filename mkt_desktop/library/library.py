@@ -110,6 +110,7 @@ class LabelInfo:
     above_threshold: int
     source: str
     threshold_confidence: float | None = None  # the effective threshold as a confidence, 0 to 1
+    learned_from: int = 0  # the person's decisions its scores learned from (feedback.py)
 
 
 @dataclass
@@ -160,6 +161,9 @@ class Library:
         self._columns: ScoreColumns | None = None
         self._null: tuple[int, NullScores | None] | None = None  # (snapshot version, random texts' scores)
         self._unit: tuple[int, np.ndarray] | None = None  # (snapshot version, unit global embeddings)
+        self._learning: tuple[tuple, dict] = ((), {})  # (database version, {text: feedback.Learned or None})
+        self._learned_of: dict[str, tuple] = {}  # adapted column name -> (text, feedback.Learned)
+        self._column_of: dict[str, str] = {}  # text -> the column it was last scored through
         self._lock = threading.RLock()  # the window's runner calls from several threads
         if vocabulary and not self.read_only:
             self._seed_vocabulary()
@@ -263,13 +267,73 @@ class Library:
             if not len(snapshot):
                 return snapshot, [np.zeros(0, dtype=np.float32) if t in usable else None for t in texts]
             while True:
+                names = self._column_names(usable)
                 try:
-                    columns = dict(zip(usable, self.score_columns.columns(usable, self._finite_embeddings),
+                    columns = dict(zip(usable, self.score_columns.columns([names[t] for t in usable], self._queries),
                                        strict=True))
                     break
                 except _UnusableLabel:
                     usable = [t for t in usable if self.label_problem(t) is None]
             return snapshot, [columns[t][snapshot.rows] if t in columns else None for t in texts]
+
+    def _column_names(self, texts: list[str]) -> dict[str, str]:
+        """Each text's score column: its own, or that of the label adapted to the person's decisions
+        (feedback.py). A label's previous adapted column is dropped when its decisions change."""
+        from mkt_desktop.library.feedback import learned
+
+        version = (self.snapshot().version, self._watch.commits())  # a decision moves the second
+        if self._learning[0] != version:
+            self._learning = (version, {})
+        cache = self._learning[1]
+        unknown = [t for t in texts if t not in cache]
+        if unknown:
+            found = learned(self, unknown)
+            cache.update({t: found.get(t) for t in unknown})
+        names = {}
+        for text in texts:
+            what = cache[text]
+            name = text if what is None else what.column_name(text)
+            if what is not None:
+                self._learned_of[name] = (text, what)
+            old = self._column_of.get(text)
+            if old is not None and old != name and old in self._learned_of:
+                self.score_columns.forget(old)
+                del self._learned_of[old]
+            self._column_of[text] = names[text] = name
+        return names
+
+    def _queries(self, names: list[str]) -> list[np.ndarray]:
+        """Score columns' queries: a text's embedding `[D]`, an adapted label's (global, local) `[2, D]`."""
+        from mkt_desktop.library.feedback import queries
+
+        plain = [n for n in names if n not in self._learned_of]
+        texts = list(dict.fromkeys(self._learned_of[n][0] if n in self._learned_of else n for n in names))
+        z = dict(zip(texts, self._finite_embeddings(texts), strict=True))
+        return [queries(self.store, z[self._learned_of[n][0]], self._learned_of[n][1]) if n not in plain else z[n]
+                for n in names]
+
+    def learned_from(self, texts: list[str]) -> dict[str, int]:
+        """How many of the person's decisions each saved label's scores learned from."""
+        with self._lock:
+            self._column_names([t for t in texts if self.label_problem(t) is None])
+            cache = self._learning[1]
+            return {t: len(cache[t]) if cache.get(t) is not None else 0 for t in texts}
+
+    def label_queries(self, text: str) -> np.ndarray:
+        """The (global, local) queries `[2, D]` a text is scored with: its embedding in both streams, or
+        for a saved label that learned from decisions, the adapted ones (the heat map uses the local)."""
+        with self._lock:
+            name = self._column_names([text])[text]
+            if name == text:
+                return np.broadcast_to(self.label_embeddings([text])[0], (2, self.bundle.embed_dim))
+            self.label_scores([text])  # its adapted column, made if new
+            return self.score_columns.queries(name)
+
+    def forget_corrections(self, text: str) -> None:
+        """The label's scores stop learning from the decisions made so far (which stay, as tags)."""
+        from mkt_desktop.library.feedback import forget
+
+        forget(self, text)
 
     def _finite_embeddings(self, texts: list[str]) -> np.ndarray:
         z = self.label_embeddings(texts)
@@ -643,6 +707,7 @@ class Library:
         with self._lock:
             snapshot, columns = self.label_scores([label.text for label in labels])
             automatic = self.automatic_threshold()
+            learned = self.learned_from([label.text for label in labels])
             result = []
             for label, scores in zip(labels, columns, strict=True):
                 if scores is None:  # the model cannot score it: listed, with nothing above its threshold
@@ -651,7 +716,7 @@ class Library:
                 effective = label.threshold if label.threshold is not None else automatic
                 above = int(np.count_nonzero(scores >= effective)) if effective is not None else 0
                 result.append(LabelInfo(label.id, label.text, label.threshold, effective, above, label.source,
-                                        self._confidence_of(effective)))
+                                        self._confidence_of(effective), learned[label.text]))
         return result
 
     def vocabulary_labels(self) -> list[str]:
@@ -808,21 +873,27 @@ class Library:
             return None
         embedding_id = self._embedding_id(photo)
         rows, cols = self.bundle.manifest["patch_grid"]
-        z = self.label_embeddings([self.check_label(label)])[0]
-        return self.store.patch_dots(embedding_id, z).reshape(rows, cols)
+        local = self.label_queries(self.check_label(label))[1]  # adapted to the person's decisions, if any
+        return self.store.patch_dots(embedding_id, local).reshape(rows, cols)
 
     # -- tags and export ----------------------------------------------------------------------
 
     def set_tag(self, photo: int | str | Path, label: str, status: str | None) -> None:
         """Accept or reject a label on a photo (None forgets the decision). The label is saved if new."""
+        self.set_tags([photo], label, status)
+
+    def set_tags(self, photos: list[int | str | Path], label: str, status: str | None) -> None:
+        """Set one label's status on several photos in one transaction: a label that learns from
+        decisions (feedback.py) is adapted once for all of them, not once per photo."""
         if status not in ("accepted", "rejected", None):
             raise ValueError("a tag's status is 'accepted', 'rejected' or None")
-        photo_id = photo if isinstance(photo, int) else self.photo_id(photo)
+        photo_ids = [photo if isinstance(photo, int) else self.photo_id(photo) for photo in photos]
         label_id = self.add_label(label)
         with self.Session() as session:
-            session.execute(delete(Tag).where(Tag.photo_id == photo_id, Tag.label_id == label_id))
+            session.execute(delete(Tag).where(Tag.photo_id.in_(photo_ids), Tag.label_id == label_id))
             if status:
-                session.add(Tag(photo_id=photo_id, label_id=label_id, status=status, updated=utcnow()))
+                session.add_all([Tag(photo_id=photo_id, label_id=label_id, status=status, updated=utcnow())
+                                 for photo_id in dict.fromkeys(photo_ids)])
             session.commit()
 
     def photo_tags(self) -> dict[str, list[PhotoLabel]]:

@@ -6,11 +6,13 @@ saves computing it again. A label's column holds its score for every row of the 
 order, as float32; a column shorter than the store is completed from the store on first use, so
 photos indexed by another process, or a label saved while indexing, are never left unscored.
 
-    scores/<key>.z.npy   the label's embedding [D] (the text encoder is needed once per label)
+    scores/<key>.z.npy   the label's embedding [D] (the text encoder is needed once per label), or
+                         for a label adapted to a person's decisions its (global, local) queries [2, D]
     scores/<key>.f32     its scores, one float32 per store row (append only)
 
-`key` is a hash of the label's text: renaming a label is a new column, and two libraries of one
-model could share one. A torn tail (a crash while appending) is cut to whole floats and completed
+`key` is a hash of the column's name: the label's text, or for an adapted label the text and what it
+learned from (feedback.py). Renaming a label or deciding on a photo is a new column, and two
+libraries of one model could share one. A torn tail (a crash while appending) is cut to whole floats and completed
 again; nothing here is the only copy of anything.
 """
 
@@ -36,10 +38,11 @@ class ScoreColumns:
         self._columns: dict[str, np.ndarray] = {}  # key -> scores held in memory (float32 [rows])
         self._z: dict[str, np.ndarray] = {}
 
-    def columns(self, texts: list[str], embed: Callable[[list[str]], np.ndarray]) -> list[np.ndarray]:
-        """Each text's scores for every store row `[rows]` (read-only arrays), completed in one pass.
+    def columns(self, texts: list[str], embed: Callable[[list[str]], list[np.ndarray]]) -> list[np.ndarray]:
+        """Each column's scores for every store row `[rows]` (read-only arrays), completed in one pass.
 
-        `embed(texts) -> [L, D]` is called only for texts this cache has never seen.
+        `embed(names) -> [L, D]` (or one `[2, D]` pair of global and local queries per name) is called
+        only for names this cache has never seen.
         """
         rows = self.store.row_count
         keys = [column_key(t) for t in texts]
@@ -53,6 +56,11 @@ class ScoreColumns:
         word, its embedding is finite), so listing saved labels needs no tokenizer."""
         z = self._label_embedding(column_key(text))
         return z is not None and bool(np.isfinite(z).all())
+
+    def queries(self, name: str) -> np.ndarray | None:
+        """The (global, local) queries `[2, D]` a column was scored with, once it has been."""
+        z = self._label_embedding(column_key(name))
+        return None if z is None else np.broadcast_to(z, (2, self.store.embed_dim))
 
     def forget(self, text: str) -> None:
         key = column_key(text)
@@ -86,7 +94,7 @@ class ScoreColumns:
                 z = np.load(self._z_path(key), allow_pickle=False)
             except (OSError, ValueError):
                 z = None  # damaged: embed the text again
-            if z is not None and z.shape == (self.store.embed_dim,):
+            if z is not None and z.shape in ((self.store.embed_dim,), (2, self.store.embed_dim)):
                 self._z[key] = z.astype(np.float32)
         return self._z.get(key)
 
@@ -99,8 +107,9 @@ class ScoreColumns:
                 with atomic_file(self._z_path(key)) as f:
                     np.save(f, self._z[key])
         start = min(self._load(k).shape[0] for k, _ in missing)
-        z = np.stack([self._z[k] for k, _ in missing])
-        scores = self.store.score_row_range(z, start, rows)  # [rows - start, L]: one pass for every label
+        pairs = np.stack([np.broadcast_to(self._z[k], (2, self.store.embed_dim)) for k, _ in missing])
+        # [rows - start, L]: one pass for every label
+        scores = self.store.score_row_range(pairs[:, 0], start, rows, local_emb=pairs[:, 1])
         unusable = start + np.flatnonzero(~np.isfinite(scores).all(axis=1))
         # a superseded row may hold what an older version let in (NaN), embedded again since: never read
         if np.isin(unusable, self.store.rows_of(self.store.ids)).any():

@@ -64,6 +64,12 @@ class ChangeWatch:
                 self._generation = self._photo_generation(data_version)
             return self._generation * 1_000_000 + self._local
 
+    def commits(self) -> int:
+        """A number that changes on every commit (a decision too) and with every `bump`: what a label
+        learned from decisions depends on (feedback.py)."""
+        with self._lock:
+            return int(self._connection.execute("PRAGMA data_version").fetchone()[0]) * 1_000_000 + self._local
+
     def _photo_generation(self, data_version: int) -> int:
         try:
             row = self._connection.execute("SELECT value FROM photo_generation").fetchone()

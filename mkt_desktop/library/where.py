@@ -19,7 +19,8 @@ def where(lib, photo, label: str) -> dict:
     with lib.Session() as session:
         path = session.scalar(select(Photo.path).where(Photo.id == photo_id)) or str(photo)
     embedding_id = lib._embedding_id(photo_id)
-    score = float(lib.store.score_labels(lib.label_embeddings([text]), ids=[embedding_id])[0, 0])  # the one score
+    queries = lib.label_queries(text)  # adapted to the person's decisions, if any: the one score
+    score = float(lib.store.score_labels(queries[:1], ids=[embedding_id], local_emb=queries[1:])[0, 0])
     grid = lib.patch_scores(photo_id, text)
     result = {"photo": path, "label": text, "score": round(score, 6), "patch_grid": None, "patch_scores": None,
               "peak": None}

@@ -1,0 +1,114 @@
+"""Learning from a person's decisions: a label's queries moved towards the photos they accepted and
+away from those they rejected (Rocchio), from the photos' stored embeddings, with no gradient.
+
+A label scores photos with one query in both streams of Eq. 3 (global dot + top-k patch dots). Once
+a person has decided on some photos, each stream's query becomes
+
+    q' = unit(z + positive * mean(unit(accepted)) - negative * mean(unit(rejected)))
+
+where a photo stands for itself in the global stream by its global embedding and in the patch stream
+by the mean of its top-k patches under the label's text embedding z (the patches that gave its
+score). The weights per stream were chosen on the proving ground (benchmarks/feedback_gain.py,
+docs/proving-ground.md). Only the label's own decisions count: no other label changes its scores.
+
+The adapted label is scored through its own score column (scores.py), named after the label's text
+and the decisions it learned from, so every view shows the same adapted score and a new decision
+(or an undo) makes a new column. "Forget my corrections" (`forget`) sets the label's
+`learned_since`: decisions made before it stay (they are the person's tags), but no longer teach.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import or_, select
+
+from mkt_desktop.library.db import Embedding, Label, Photo, Tag, utcnow
+from mkt_desktop.library.labels import label_key
+
+# (positive, negative) weight per stream, measured (docs/proving-ground.md "Learning from decisions")
+GLOBAL_WEIGHTS = (0.25, 0.0)
+LOCAL_WEIGHTS = (0.75, 0.25)
+LEARNER = "rocchio-1"  # part of each adapted column's name: a changed learner never reads stale scores
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What a label learns from: the stored embedding ids of the photos accepted and rejected."""
+
+    accepted: tuple[int, ...]
+    rejected: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.accepted) + len(self.rejected)
+
+    def column_name(self, text: str) -> str:
+        """The adapted label's score column: its text plus a digest of what it learned from."""
+        digest = hashlib.blake2b(f"{LEARNER}|{self.accepted}|{self.rejected}".encode(), digest_size=8).hexdigest()
+        return f"{text}\x00learned:{digest}"
+
+
+def learned(lib, texts: list[str]) -> dict[str, Learned]:
+    """Each of the saved labels `texts` that has decisions to learn from (made since `learned_since`)."""
+    if not texts:
+        return {}
+    keys = {label_key(t): t for t in texts}
+    with lib.Session() as session:
+        rows = session.execute(
+            select(Label.key, Tag.status, Embedding.id)
+            .join(Tag, Tag.label_id == Label.id)
+            .join(Photo, (Photo.id == Tag.photo_id) & (Photo.status == "ok"))
+            .join(Embedding, (Embedding.content_hash == Photo.content_hash) & (Embedding.model_id == lib.model_id))
+            .where(Label.key.in_(list(keys)), or_(Label.learned_since.is_(None), Tag.updated > Label.learned_since))
+        ).all()
+    stored = set(lib.store.ids.tolist())
+    found: dict[str, tuple[set, set]] = {}
+    for key, status, embedding_id in rows:
+        if embedding_id in stored:
+            found.setdefault(keys[key], (set(), set()))[status == "rejected"].add(int(embedding_id))
+    return {text: Learned(tuple(sorted(yes)), tuple(sorted(no))) for text, (yes, no) in found.items()}
+
+
+def queries(store, z: np.ndarray, what: Learned) -> np.ndarray:
+    """The adapted (global, local) queries `[2, D]` of a label with text embedding `z` `[D]`."""
+    z = np.asarray(z, dtype=np.float32)
+    global_of = {i: store.get(i)[0] for i in (*what.accepted, *what.rejected)}
+    query = [rocchio(z, [global_of[i] for i in what.accepted], [global_of[i] for i in what.rejected],
+                     GLOBAL_WEIGHTS)]
+    if store.num_patches:
+        accepted = [top_patches(store, i, z) for i in what.accepted]
+        rejected = [top_patches(store, i, z) for i in what.rejected]
+        query.append(rocchio(z, accepted, rejected, LOCAL_WEIGHTS))
+    else:  # a global-only model (CLIP): the local query is never used
+        query.append(query[0])
+    return np.stack(query).astype(np.float32)
+
+
+def rocchio(z: np.ndarray, accepted: list[np.ndarray], rejected: list[np.ndarray],
+            weights: tuple[float, float]) -> np.ndarray:
+    """unit(z + positive * mean of the accepted unit vectors - negative * mean of the rejected ones)."""
+    query = np.asarray(z, dtype=np.float64).copy()
+    for vectors, weight in ((accepted, weights[0]), (rejected, -weights[1])):
+        if vectors and weight:
+            query += weight * np.mean([_unit(v) for v in vectors], axis=0)
+    return _unit(query)
+
+
+def top_patches(store, embedding_id: int, z: np.ndarray) -> np.ndarray:
+    """The mean `[D]` of a photo's top-k patches under `z`: what its patch-stream score came from."""
+    _, local = store.get(embedding_id)
+    dots = local @ z
+    top = np.argsort(-dots, kind="stable")[: min(store.top_k, len(dots))]
+    return local[top].mean(axis=0)
+
+
+def forget(lib, text: str) -> None:
+    """Forget what a label learned: its decisions stay, its scores are the text's own again."""
+    with lib.Session() as session:
+        lib._label(session, text).learned_since = utcnow()
+        session.commit()
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
