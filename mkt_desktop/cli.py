@@ -207,14 +207,20 @@ def cmd_labels(args) -> int:
         lib.rename_label(args.text[0], args.text[1])
     elif args.action == "threshold":
         lib.set_threshold(args.text[0], threshold)
+    elif args.action == "forget-corrections":
+        for text in args.text:
+            lib.forget_corrections(text)
     infos = lib.labels(source=None if args.all else "user")
     data = [{"label": i.text, "threshold": i.effective_threshold, "threshold_confidence": i.threshold_confidence,
-             "automatic": i.threshold is None, "above_threshold": i.above_threshold, "source": i.source}
+             "automatic": i.threshold is None, "above_threshold": i.above_threshold, "source": i.source,
+             "learned_from": i.learned_from}
             for i in infos]
     text = "\n".join(f"{i.above_threshold:6d} photos  {i.text}"
                      + (f"  (threshold {_percent(i.threshold_confidence).strip()}"
                         f"{', automatic' if i.threshold is None else ''})"
-                        if i.effective_threshold is not None else "") for i in infos)
+                        if i.effective_threshold is not None else "")
+                     + (f"  (learned from {i.learned_from} decision{'s' if i.learned_from != 1 else ''})"
+                        if i.learned_from else "") for i in infos)
     _emit(args, data, text or "no saved labels")
     return 0
 
@@ -387,8 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("photo")
     p.add_argument("label")
     p.set_defaults(func=cmd_where)
-    p = sub.add_parser("labels", parents=[common], help="saved labels: add, list, remove, rename, threshold")
-    p.add_argument("action", choices=("add", "list", "remove", "rename", "threshold"))
+    p = sub.add_parser("labels", parents=[common], help="saved labels: add, list, remove, rename, threshold; "
+                       "forget-corrections: scores stop learning from the decisions made so far (they stay)")
+    p.add_argument("action", choices=("add", "list", "remove", "rename", "threshold", "forget-corrections"))
     p.add_argument("text", nargs="*")
     p.add_argument("--threshold", type=float, help="raw score threshold (default: automatic)")
     p.add_argument("--confidence", type=float, metavar="PERCENT",
@@ -460,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         args.db = args.db or args.window_db  # `mkt-desktop --db X search ...` means the same library
         if args.window_model and args.model == "demo":
             args.model = args.window_model
-        if args.command == "labels" and args.action in ("add", "remove") and not args.text:
+        if args.command == "labels" and args.action in ("add", "remove", "forget-corrections") and not args.text:
             raise UsageError(f"mkt-desktop labels: error: labels {args.action} needs at least one label")
         if args.command == "labels" and args.action == "rename" and len(args.text) != 2:
             raise UsageError("mkt-desktop labels: error: labels rename needs OLD NEW")
