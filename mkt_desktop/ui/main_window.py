@@ -348,8 +348,9 @@ class MainWindow(QMainWindow):
             self._library_opened()
         if changes & {FOLDERS, LIBRARY}:
             self.refresh_folders()
-        if changes & {FOLDERS, PHOTOS, LIBRARY}:
+        if changes & {FOLDERS, PHOTOS, LIBRARY, TAGS}:  # TAGS: a label learns from decisions, its ranking moves
             self.refresh_photos()
+        if changes & {FOLDERS, PHOTOS, LIBRARY}:
             self.runner.submit(self.library.taken_years, on_done=self._show_years, on_error=self._job_failed)
             self.runner.submit(self.library.failures, on_done=self._show_failure_count, on_error=self._job_failed)
         if changes & {LABELS, TAGS, PHOTOS, LIBRARY}:
@@ -814,7 +815,12 @@ class MainWindow(QMainWindow):
         self.label_list.blockSignals(True)
         self.label_list.clear()
         for info in labels:
-            self.label_list.addItem(f"{info.text} ({info.above_threshold})")
+            learned = f" \u00b7 learned from {info.learned_from}" if info.learned_from else ""
+            self.label_list.addItem(f"{info.text} ({info.above_threshold}){learned}")
+            if info.learned_from:
+                self.label_list.item(self.label_list.count() - 1).setToolTip(
+                    f"Its scores learned from your {info.learned_from} accept and reject decisions "
+                    "(mkt-desktop labels forget-corrections gives it back its own)")
             self.label_list.item(self.label_list.count() - 1).setData(Qt.ItemDataRole.UserRole, info.text)
             if info.text == current:
                 self.label_list.setCurrentRow(self.label_list.count() - 1)
