@@ -116,7 +116,8 @@ class LocalCodec:
     def decode(self, codes: np.ndarray, token_scale: np.ndarray) -> np.ndarray:
         """(`[..., r]` uint8, `[...]` t) -> approximate `[..., D]` float32 (for heat maps; scoring never decodes)."""
         steps = (codes.astype(np.float32) - ZERO_POINT) * np.asarray(token_scale, dtype=np.float32)[..., None]
-        return (steps * self.scales) @ self.components + self.mean
+        flat = (steps * self.scales).reshape(-1, self.dims)  # one 2-D product: numpy's stacked one was 40x slower
+        return (flat @ self.components + self.mean).reshape(*steps.shape[:-1], self.mean.shape[0])
 
     def query(self, label_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For labels `[L, D]`: (q int8 `[r, L]`, q_scale `[L]`, offset `[L]`) with
@@ -314,6 +315,13 @@ class EmbeddingStore:
         if self._global is None:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         return np.asarray(self._global[self._live], dtype=np.float32)
+
+    def local_embeddings_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The local tokens `[len(rows), N, D]` of the given rows, decoded from their codes in one product."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not self.num_patches or not len(rows):
+            return np.zeros((len(rows), self.num_patches, self.embed_dim), dtype=np.float32)
+        return self.codec.decode(np.asarray(self._local[rows]), np.asarray(self._scale[rows]))
 
     def global_embeddings_of_rows(self, rows: np.ndarray) -> np.ndarray:
         """The global embeddings `[len(rows), D]` of the given rows, as float32."""

@@ -72,34 +72,31 @@ def learned(lib, texts: list[str]) -> dict[str, Learned]:
 def queries(store, z: np.ndarray, what: Learned) -> np.ndarray:
     """The adapted (global, local) queries `[2, D]` of a label with text embedding `z` `[D]`."""
     z = np.asarray(z, dtype=np.float32)
-    global_of = {i: store.get(i)[0] for i in (*what.accepted, *what.rejected)}
-    query = [rocchio(z, [global_of[i] for i in what.accepted], [global_of[i] for i in what.rejected],
-                     GLOBAL_WEIGHTS)]
+    rows = store.rows_of([*what.accepted, *what.rejected])
+    accepted = np.arange(len(rows)) < len(what.accepted)
+    photos = store.global_embeddings_of_rows(rows)
+    query = [rocchio(z, photos[accepted], photos[~accepted], GLOBAL_WEIGHTS)]
     if store.num_patches:
-        accepted = [top_patches(store, i, z) for i in what.accepted]
-        rejected = [top_patches(store, i, z) for i in what.rejected]
-        query.append(rocchio(z, accepted, rejected, LOCAL_WEIGHTS))
+        patches = top_patches(store.local_embeddings_of_rows(rows), z, store.top_k)
+        query.append(rocchio(z, patches[accepted], patches[~accepted], LOCAL_WEIGHTS))
     else:  # a global-only model (CLIP): the local query is never used
         query.append(query[0])
     return np.stack(query).astype(np.float32)
 
 
-def rocchio(z: np.ndarray, accepted: list[np.ndarray], rejected: list[np.ndarray],
-            weights: tuple[float, float]) -> np.ndarray:
+def rocchio(z: np.ndarray, accepted: np.ndarray, rejected: np.ndarray, weights: tuple[float, float]) -> np.ndarray:
     """unit(z + positive * mean of the accepted unit vectors - negative * mean of the rejected ones)."""
     query = np.asarray(z, dtype=np.float64).copy()
     for vectors, weight in ((accepted, weights[0]), (rejected, -weights[1])):
-        if vectors and weight:
-            query += weight * np.mean([_unit(v) for v in vectors], axis=0)
+        if len(vectors) and weight:
+            query += weight * _unit(vectors).mean(axis=0)
     return _unit(query)
 
 
-def top_patches(store, embedding_id: int, z: np.ndarray) -> np.ndarray:
-    """The mean `[D]` of a photo's top-k patches under `z`: what its patch-stream score came from."""
-    _, local = store.get(embedding_id)
-    dots = local @ z
-    top = np.argsort(-dots, kind="stable")[: min(store.top_k, len(dots))]
-    return local[top].mean(axis=0)
+def top_patches(local: np.ndarray, z: np.ndarray, k: int) -> np.ndarray:
+    """The mean `[n, D]` of each photo's top-k patches `[n, N, D]` under `z`: what its patch score came from."""
+    top = np.argsort(-(local @ z), axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(local, top[..., None], axis=1).mean(axis=1)
 
 
 def forget(lib, text: str) -> None:
@@ -110,5 +107,6 @@ def forget(lib, text: str) -> None:
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
+    """Each vector (the last axis) scaled to length 1."""
     v = np.asarray(v, dtype=np.float64)
-    return v / max(float(np.linalg.norm(v)), 1e-12)
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)

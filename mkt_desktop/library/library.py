@@ -307,8 +307,10 @@ class Library:
         from mkt_desktop.library.feedback import queries
 
         plain = [n for n in names if n not in self._learned_of]
-        texts = list(dict.fromkeys(self._learned_of[n][0] if n in self._learned_of else n for n in names))
-        z = dict(zip(texts, self._finite_embeddings(texts), strict=True))
+        z = dict(zip(plain, self._finite_embeddings(plain), strict=True))
+        for text in {self._learned_of[n][0] for n in names if n not in z}:
+            kept = self.score_columns.queries(text)  # the text's own column keeps its embedding
+            z[text] = kept[0] if kept is not None else self._finite_embeddings([text])[0]
         return [queries(self.store, z[self._learned_of[n][0]], self._learned_of[n][1]) if n not in plain else z[n]
                 for n in names]
 
@@ -885,15 +887,19 @@ class Library:
     def set_tags(self, photos: list[int | str | Path], label: str, status: str | None) -> None:
         """Set one label's status on several photos in one transaction: a label that learns from
         decisions (feedback.py) is adapted once for all of them, not once per photo."""
-        if status not in ("accepted", "rejected", None):
-            raise ValueError("a tag's status is 'accepted', 'rejected' or None")
         photo_ids = [photo if isinstance(photo, int) else self.photo_id(photo) for photo in photos]
+        self.put_tags(label, {photo_id: (status, None) for photo_id in photo_ids})
+
+    def put_tags(self, label: str, tags: dict[int, tuple[str | None, object]]) -> None:
+        """{photo id: (status, when it was set, None: now)} for one label, in one transaction (an undo)."""
+        if any(status not in ("accepted", "rejected", None) for status, _ in tags.values()):
+            raise ValueError("a tag's status is 'accepted', 'rejected' or None")
         label_id = self.add_label(label)
+        now = utcnow()
         with self.Session() as session:
-            session.execute(delete(Tag).where(Tag.photo_id.in_(photo_ids), Tag.label_id == label_id))
-            if status:
-                session.add_all([Tag(photo_id=photo_id, label_id=label_id, status=status, updated=utcnow())
-                                 for photo_id in dict.fromkeys(photo_ids)])
+            session.execute(delete(Tag).where(Tag.photo_id.in_(list(tags)), Tag.label_id == label_id))
+            session.add_all([Tag(photo_id=photo_id, label_id=label_id, status=status, updated=updated or now)
+                             for photo_id, (status, updated) in tags.items() if status])
             session.commit()
 
     def photo_tags(self) -> dict[str, list[PhotoLabel]]:

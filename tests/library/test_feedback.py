@@ -100,9 +100,12 @@ def test_undo_and_forget_give_back_the_original_scores_exactly(demo):
     status = next(pl.status for pl in lib.photo_labels(photo, limit=50) if pl.label == label)
     assert status == ("rejected" if rejected.before else "accepted")  # the decisions themselves stay
 
-    lib.decide([photo], label, "accepted")  # decisions after forgetting teach again
+    decision = lib.decide([photo], label, "accepted")  # decisions after forgetting teach again
     assert next(i for i in lib.labels() if i.text == label).learned_from == 1
     assert _scores(lib, label) != original
+    lib.undo(decision)  # ...and undoing one brings back the forgotten decision, still forgotten
+    assert _scores(lib, label) == original
+    assert next(pl.status for pl in lib.photo_labels(photo, limit=50) if pl.label == label) == status
 
 
 def test_an_adapted_label_shows_one_score_everywhere_and_ignores_other_labels(demo):
