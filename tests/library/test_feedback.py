@@ -15,6 +15,7 @@ from mkt_desktop.library.library import Library
 
 PHOTOS = 240
 REVIEWED = 10  # the top of each label's ranking a person looks at
+PAGE = 5  # photos decided on between two looks at the ranking
 
 
 @pytest.fixture(scope="module")
@@ -57,29 +58,39 @@ def _ap(lib: Library, truth: dict, label: str, scores: dict[int, float], leave_o
     return float(average_precision(np.array([[scores[p]] for p in ids]), np.array(targets))[0])
 
 
-def test_decisions_on_a_few_photos_rank_the_other_photos_better(demo):
+def test_decisions_on_some_photos_rank_the_held_out_photos_better(demo):
+    """The proving ground's protocol (benchmarks/feedback_gain.py) on one library: a person pages through
+    the best photos of one half, 5 at a time, up to 20 decisions; AP is measured on the other half."""
     lib, truth = demo
-    world = WorldSpec()
-    labels = [x for x in world.unseen_labels  # labels the model was never taught
-              if sum(x in labels for labels in truth.values()) >= 4]
+    paths = dict(lib.photos())
+    ids = sorted(paths)
+    held = set(ids[::2])
+    labels = [x for x in WorldSpec().unseen_category_labels  # shapes the model was never taught: what it is for
+              if sum(x in truth[str(Path(paths[p]).resolve())] for p in held) >= 2]
     assert len(labels) >= 10
     before, after = [], []
     for label in labels:
         lib.add_label(label)
         original = _scores(lib, label)
-        accepted, _, decided = _review(lib, truth, label, rounds=2)
-        info = next(i for i in lib.labels() if i.text == label)
-        assert info.learned_from == len(decided) == 2 * REVIEWED
-        before.append(_ap(lib, truth, label, original, decided))
-        after.append(_ap(lib, truth, label, _scores(lib, label), decided))
-        for photo in accepted.before:  # the decisions stay authoritative, whatever the new scores
-            assert {pl.label: pl.status for pl in lib.photo_labels(photo, limit=100)}[label] == "accepted"
-    assert np.nanmean(after) > np.nanmean(before) + 0.01, (np.nanmean(before), np.nanmean(after))
+        decided: set[int] = set()
+        for _ in range(4):
+            scores = _scores(lib, label)
+            page = [p for p in sorted(scores, key=lambda p: (-scores[p], p)) if p not in held | decided][:PAGE]
+            decided |= set(page)
+            for status in ("accepted", "rejected"):
+                chosen = [p for p in page if (label in truth[str(Path(paths[p]).resolve())]) == (status == "accepted")]
+                if chosen:
+                    lib.decide(chosen, label, status)
+        assert next(i for i in lib.labels() if i.text == label).learned_from == 4 * PAGE
+        before.append(_ap(lib, truth, label, original, set(ids) - held))
+        after.append(_ap(lib, truth, label, _scores(lib, label), set(ids) - held))
+    # measured here: 0.244 -> 0.268 over 14 labels (docs/proving-ground.md has the kinds and seeds)
+    assert np.mean(after) > np.mean(before) + 0.01, (np.mean(before), np.mean(after))
 
 
 def test_undo_and_forget_give_back_the_original_scores_exactly(demo):
     lib, truth = demo
-    label = "yellow arrow"
+    label = "yellow triangle"  # a label the other tests leave alone
     lib.add_label(label)
     original = _scores(lib, label)
     accepted, rejected, decided = _review(lib, truth, label)
@@ -110,7 +121,7 @@ def test_undo_and_forget_give_back_the_original_scores_exactly(demo):
 
 def test_an_adapted_label_shows_one_score_everywhere_and_ignores_other_labels(demo):
     lib, truth = demo
-    label, other = "blue moon", "green arrow"
+    label, other = "green star", "red circle"
     lib.add_labels([label, other])
     _review(lib, truth, label)
     scores = _scores(lib, label)
@@ -124,5 +135,5 @@ def test_an_adapted_label_shows_one_score_everywhere_and_ignores_other_labels(de
     assert info.above_threshold == sum(s >= info.effective_threshold for s in scores.values())
 
     _review(lib, truth, other)  # another label's decisions change nothing of this one
-    lib.add_label("red moon")
+    lib.add_label("yellow cross")
     assert _scores(lib, label) == scores
