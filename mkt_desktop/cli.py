@@ -257,8 +257,8 @@ def cmd_failures(args) -> int:
 def cmd_export(args) -> int:
     from mkt_desktop.library.export import write_csv, write_json
 
-    if not (args.xmp or args.csv or args.json_file):
-        raise UsageError("mkt-desktop export: give --xmp, --csv FILE or --json-file FILE")
+    if not (args.xmp or args.csv or args.json_file or args.training_set):
+        raise UsageError("mkt-desktop export: give --xmp, --csv FILE, --json-file FILE or --training-set FOLDER")
     lib = _library(args)
     result: dict = {}
     errors = []  # one export that cannot be written does not stop the others
@@ -268,6 +268,13 @@ def cmd_export(args) -> int:
         result["xmp_problems"] = [{"path": p, "reason": r} for p, r in problems]
         for path, reason in problems:
             _warn(args, f"{path}: {reason}")
+    if args.training_set:
+        from mkt_desktop.library.training_set import write_training_set
+
+        try:
+            result["training_set"] = write_training_set(lib, args.training_set)
+        except OSError as exc:
+            errors.append(f"{args.training_set}: {exc}")
     rows = lib.export_rows() if (args.csv or args.json_file) else []
     for key, path, writer in (("csv", args.csv, write_csv), ("json", args.json_file, write_json)):
         if path:
@@ -417,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--xmp", action="store_true", help="dc:subject in photo.jpg.xmp beside each photo")
     p.add_argument("--csv", metavar="FILE")
     p.add_argument("--json-file", metavar="FILE")
+    p.add_argument("--training-set", metavar="FOLDER",
+                   help="the decisions as annotations.jsonl + labels.txt, a data set mkt-train reads")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("models", parents=[common], help="the models installed and those that can be had; "
                                                         "add-official converts the authors' checkpoints")
