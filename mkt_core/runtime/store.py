@@ -321,7 +321,8 @@ class EmbeddingStore:
         rows = np.asarray(rows, dtype=np.int64)
         if not self.num_patches or not len(rows):
             return np.zeros((len(rows), self.num_patches, self.embed_dim), dtype=np.float32)
-        return self.codec.decode(np.asarray(self._local[rows]), np.asarray(self._scale[rows]))
+        codec, codes, token_scale = self._local_stream()
+        return codec.decode(np.asarray(codes[rows]), np.asarray(token_scale[rows]))
 
     def global_embeddings_of_rows(self, rows: np.ndarray) -> np.ndarray:
         """The global embeddings `[len(rows), D]` of the given rows, as float32."""
