@@ -671,7 +671,7 @@ class Library:
             row.text, row.key = new_text, new_text.casefold()
             session.commit()
             label_id = row.id
-        self.score_columns.forget(old_text)  # new words, new scores
+        self._forget_columns(old_text)  # new words, new scores
         self.score_label_everywhere(label_id, new_text)
 
     def remove_label(self, text: str) -> None:
@@ -680,7 +680,16 @@ class Library:
             removed = row.text
             session.delete(row)
             session.commit()
-        self.score_columns.forget(removed)
+        self._forget_columns(removed)
+
+    def _forget_columns(self, text: str) -> None:
+        """Drop a label's score column, and the one it learned from decisions, if any (feedback.py)."""
+        with self._lock:
+            self.score_columns.forget(text)
+            adapted = self._column_of.pop(text, text)
+            if adapted != text:
+                self.score_columns.forget(adapted)
+                self._learned_of.pop(adapted, None)
 
     def set_threshold(self, text: str, threshold: float | None) -> None:
         threshold = check_threshold(threshold)

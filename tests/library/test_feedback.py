@@ -137,3 +137,14 @@ def test_an_adapted_label_shows_one_score_everywhere_and_ignores_other_labels(de
     _review(lib, truth, other)  # another label's decisions change nothing of this one
     lib.add_label("yellow cross")
     assert _scores(lib, label) == scores
+
+
+def test_removing_a_label_that_learned_leaves_none_of_its_scores_behind(demo):
+    lib, truth = demo
+    label = "white square"
+    lib.add_label(label)
+    _review(lib, truth, label)
+    folder = lib.score_columns.folder
+    kept = set(folder.iterdir())
+    lib.remove_label(label)
+    assert len(kept - set(folder.iterdir())) == 4  # its own column and its learned one, scores and queries
