@@ -123,6 +123,7 @@ class PhotoLabel:
 
 
 UNIT_GLOBALS_BYTES = 512 * 1024 * 1024  # "more like this" keeps the unit global embeddings up to this size
+KEPT_COLUMNS = 3  # a label's latest adapted score columns kept (feedback.py): the last two undos are instant
 EXACT_SEARCH_PHOTOS = 5_000  # above this, a new text is searched through candidates (store.top_rows)
 NOT_FINITE = "the model gives non-finite values (NaN or infinity) for it"
 
@@ -164,6 +165,7 @@ class Library:
         self._learning: tuple[tuple, dict] = ((), {})  # (database version, {text: feedback.Learned or None})
         self._learned_of: dict[str, tuple] = {}  # adapted column name -> (text, feedback.Learned)
         self._column_of: dict[str, str] = {}  # text -> the column it was last scored through
+        self._kept: dict[str, list[str]] = {}  # text -> its latest adapted columns, newest last
         self._lock = threading.RLock()  # the window's runner calls from several threads
         if vocabulary and not self.read_only:
             self._seed_vocabulary()
@@ -278,7 +280,8 @@ class Library:
 
     def _column_names(self, texts: list[str]) -> dict[str, str]:
         """Each text's score column: its own, or that of the label adapted to the person's decisions
-        (feedback.py). A label's previous adapted column is dropped when its decisions change."""
+        (feedback.py). A label keeps its KEPT_COLUMNS latest adapted columns (undoing the last decisions
+        finds its scores ready) and drops older ones."""
         from mkt_desktop.library.feedback import learned
 
         version = (self.snapshot().version, self._watch.commits())  # a decision moves the second
@@ -295,10 +298,11 @@ class Library:
             name = text if what is None else what.column_name(text)
             if what is not None:
                 self._learned_of[name] = (text, what)
-            old = self._column_of.get(text)
-            if old is not None and old != name and old in self._learned_of:
-                self.score_columns.forget(old)
-                del self._learned_of[old]
+                kept = [n for n in self._kept.get(text, []) if n != name] + [name]
+                for old in kept[:-KEPT_COLUMNS]:
+                    self.score_columns.forget(old)
+                    self._learned_of.pop(old, None)
+                self._kept[text] = kept[-KEPT_COLUMNS:]
             self._column_of[text] = names[text] = name
         return names
 
@@ -686,8 +690,8 @@ class Library:
         """Drop a label's score column, and the one it learned from decisions, if any (feedback.py)."""
         with self._lock:
             self.score_columns.forget(text)
-            adapted = self._column_of.pop(text, text)
-            if adapted != text:
+            self._column_of.pop(text, None)
+            for adapted in self._kept.pop(text, []):
                 self.score_columns.forget(adapted)
                 self._learned_of.pop(adapted, None)
 
