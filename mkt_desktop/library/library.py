@@ -333,7 +333,10 @@ class Library:
             if name == text:
                 return np.broadcast_to(self.label_embeddings([text])[0], (2, self.bundle.embed_dim))
             self.label_scores([text])  # its adapted column, made if new
-            return self.score_columns.queries(name)
+            queries = self.score_columns.queries(name)
+            if queries is None:  # label_scores has just kept them: only a vanished scores folder gets here
+                raise LabelError(f"label {text!r}: its learned scores could not be kept in {self.score_columns.folder}")
+            return queries
 
     def forget_corrections(self, text: str) -> None:
         """The label's scores stop learning from the decisions made so far (which stay, as tags)."""
