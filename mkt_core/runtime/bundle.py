@@ -7,6 +7,8 @@
       text_encoder.onnx      ids [L, C] int64, label_lengths [L] int64 -> embeddings [L, D], L2-normalised
       weights.safetensors    the same weights for the torch fallback (config in the manifest)
       vocabulary.txt         optional: the labels the model was made for, one a line
+      tokenizer.json         only where the manifest's "tokenizer" names it: a Hugging Face text tower's
+                             tokenizer (multilingual CLIPs); without that field the tokenizer is CLIP's BPE
 
 The manifest's optional "calibration" (`mkt_core.runtime.calibration`) turns raw scores into a
 confidence; it is outside the fingerprint, so adding one changes no stored embedding or score.
@@ -40,6 +42,7 @@ IMAGE_FILE = "image_encoder.onnx"
 TEXT_FILE = "text_encoder.onnx"
 WEIGHTS_FILE = "weights.safetensors"
 VOCABULARY_FILE = "vocabulary.txt"  # optional: the labels the model was made for, one a line
+TOKENIZER_FILE = "tokenizer.json"  # a Hugging Face tokenizer, where the manifest's "tokenizer" is {"kind": "hf"}
 OPSET = 18
 KINDS = ("mkt", "clip")
 CLIP_PROMPT_TEMPLATE = "a photo of a {}."
@@ -56,7 +59,7 @@ class BundleError(ValueError):
 
 @dataclass(frozen=True)
 class PromptSpec:
-    """How a label becomes token ids: `[SOT] prefix label suffix [EOT]`, zero-padded to context_length."""
+    """How a label becomes token ids: `[SOT] prefix label suffix [EOT]`, padded to context_length with pad_id."""
 
     template: str
     prefix_ids: tuple[int, ...]
@@ -64,38 +67,43 @@ class PromptSpec:
     sot_id: int
     eot_id: int
     context_length: int
+    pad_id: int = 0
 
     @property
     def max_label_tokens(self) -> int:
         return self.context_length - 2 - len(self.prefix_ids) - len(self.suffix_ids)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"template": self.template, "prefix_ids": list(self.prefix_ids), "suffix_ids": list(self.suffix_ids),
+        data = {"template": self.template, "prefix_ids": list(self.prefix_ids), "suffix_ids": list(self.suffix_ids),
                 "sot_id": self.sot_id, "eot_id": self.eot_id, "context_length": self.context_length}
+        if self.pad_id:  # written only where it is not CLIP's 0, so older prompts (and fingerprints) stay as they were
+            data["pad_id"] = self.pad_id
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PromptSpec":
         return cls(str(data["template"]), tuple(int(i) for i in data["prefix_ids"]),
                    tuple(int(i) for i in data["suffix_ids"]), int(data["sot_id"]), int(data["eot_id"]),
-                   int(data["context_length"]))
+                   int(data["context_length"]), int(data.get("pad_id", 0)))
 
     @classmethod
-    def from_template(cls, template: str, tokenizer, context_length: int) -> "PromptSpec":
+    def from_template(cls, template: str, tokenizer, context_length: int, pad_id: int = 0) -> "PromptSpec":
         prefix, suffix = template.split("{}", 1)
         return cls(template, tuple(tokenizer.encode(prefix)) if prefix.strip() else (),
                    tuple(tokenizer.encode(suffix)) if suffix.strip() else (),
-                   int(tokenizer.sot_token_id), int(tokenizer.eot_token_id), int(context_length))
+                   int(tokenizer.sot_token_id), int(tokenizer.eot_token_id), int(context_length), int(pad_id))
 
     def tokenize(self, labels: list[str], tokenizer) -> tuple[np.ndarray, np.ndarray]:
         """(ids [L, C] int64, label_lengths [L] int64); too long a label is cut, as in training."""
         return prompt_token_ids(labels, tokenizer, self.sot_id, self.prefix_ids, self.suffix_ids, self.eot_id,
-                                self.context_length)
+                                self.context_length, self.pad_id)
 
 
 _FINGERPRINT_FIELDS = ("kind", "embed_dim", "image_size", "mean", "std", "resize", "patch_grid", "top_k", "prompt")
 # Fields added later: hashed only where a manifest has them, so older bundles keep their fingerprints.
-# patch_path: how a two-stream CLIP bundle's patch tokens leave the last block ("value" or "plain").
-_OPTIONAL_FINGERPRINT_FIELDS = ("patch_path",)
+# patch_path: how a two-stream CLIP bundle's patch tokens leave the last block ("value" or "plain");
+# tokenizer: a Hugging Face tokenizer's file and sha256 (other ids, other embeddings).
+_OPTIONAL_FINGERPRINT_FIELDS = ("patch_path", "tokenizer")
 
 
 def fingerprint(state: dict[str, np.ndarray], manifest: dict[str, Any]) -> str:
@@ -182,11 +190,19 @@ class Bundle:
         return self.path / self.manifest["files"][role]
 
     def tokenizer(self):
-        """CLIP's BPE tokenizer (the runtime's own copy, the same ids as open_clip's); built once."""
+        """The bundle's tokenizer, built once: CLIP's BPE (the runtime's own copy, the same ids as open_clip's),
+        or the Hugging Face tokenizer.json the bundle brings (a multilingual text tower)."""
         if self._tokenizer is None:
-            from mkt_core.runtime.tokenizer import ClipTokenizer
+            if "tokenizer" in self.manifest:
+                from mkt_core.runtime.hf_tokenizer import HFTokenizer
 
-            self._tokenizer = ClipTokenizer.default()
+                prompt = self.prompt
+                self._tokenizer = HFTokenizer(self.path / self.manifest["tokenizer"]["file"], prompt.sot_id,
+                                              prompt.eot_id)
+            else:
+                from mkt_core.runtime.tokenizer import ClipTokenizer
+
+                self._tokenizer = ClipTokenizer.default()
         return self._tokenizer
 
     def tokenize(self, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -205,6 +221,7 @@ class Bundle:
 LIMITS = {"image_size": (16, 1024), "embed_dim": (1, 4096), "num_patches": (0, 4096), "patch_grid": (0, 64),
           "top_k": (0, 4096), "context_length": (3, 1024)}
 TOKEN_IDS = 49408  # the CLIP BPE vocabulary of the runtime tokenizer (runtime/tokenizer.py)
+HF_TOKEN_IDS = 1 << 20  # the most ids a bundle's own tokenizer may have (XLM-RoBERTa's is 250,002)
 
 _REQUIRED = {"kind": str, "embed_dim": int, "image_size": int, "mean": list, "std": list, "num_patches": int,
              "top_k": int, "prompt": dict, "files": dict, "fingerprint": str, "torch": dict}
@@ -240,6 +257,7 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
         PromptSpec.from_dict(manifest["prompt"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{manifest_path}: malformed: field 'prompt': {exc!r}") from exc
+    _check_tokenizer(manifest, folder, manifest_path)
     _check_numbers(manifest, manifest_path)
     for role in ("image_encoder", "text_encoder", "weights"):
         name = manifest["files"].get(role)
@@ -262,6 +280,12 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
         if actual != manifest["fingerprint"]:
             raise BundleError(f"{bundle.file('weights')}: weights do not match the fingerprint in {manifest_path} "
                               "(the file was changed or damaged)")
+        if "tokenizer" in manifest:
+            tokenizer_file = folder / manifest["tokenizer"]["file"]
+            digest = "sha256:" + hashlib.sha256(tokenizer_file.read_bytes()).hexdigest()
+            if digest != manifest["tokenizer"].get("sha256"):
+                raise BundleError(f"{tokenizer_file}: does not match the sha256 in {manifest_path} "
+                                  "(the file was changed or damaged)")
     return bundle
 
 
@@ -301,13 +325,33 @@ def _check_numbers(manifest: dict[str, Any], manifest_path: Path) -> None:
             raise bad("top_k", top_k, f"it must be from 1 to num_patches ({patches})")
     prompt = manifest["prompt"]
     context = bounded("prompt.context_length", prompt["context_length"], "context_length")
-    for key in ("sot_id", "eot_id"):
-        if isinstance(prompt[key], bool) or not isinstance(prompt[key], int) or not 0 <= prompt[key] < TOKEN_IDS:
-            raise bad(f"prompt.{key}", prompt[key], f"it must be a token id from 0 to {TOKEN_IDS - 1}")
+    token_ids = manifest["tokenizer"]["vocab_size"] if "tokenizer" in manifest else TOKEN_IDS
+    for key in ("sot_id", "eot_id", "pad_id"):
+        value = prompt.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < token_ids:
+            raise bad(f"prompt.{key}", value, f"it must be a token id from 0 to {token_ids - 1}")
     for key in ("prefix_ids", "suffix_ids"):
         ids = prompt[key]
-        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < TOKEN_IDS
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < token_ids
                                                 for i in ids):
-            raise bad(f"prompt.{key}", ids, f"it must be a list of token ids from 0 to {TOKEN_IDS - 1}")
+            raise bad(f"prompt.{key}", ids, f"it must be a list of token ids from 0 to {token_ids - 1}")
     if context - 2 - len(prompt["prefix_ids"]) - len(prompt["suffix_ids"]) < 1:
         raise bad("prompt.context_length", context, "the prompt leaves no room for a label")
+
+
+def _check_tokenizer(manifest: dict[str, Any], folder: Path, manifest_path: Path) -> None:
+    """The optional "tokenizer" field: {"kind": "hf", "file", "vocab_size", "sha256"} naming a file of the bundle."""
+    if "tokenizer" not in manifest:
+        return
+    info = manifest["tokenizer"]
+    if not isinstance(info, dict) or info.get("kind") != "hf":
+        raise BundleError(f"{manifest_path}: malformed: field 'tokenizer' should be {{\"kind\": \"hf\", ...}}, "
+                          f"got {info!r}")
+    name, size = info.get("file"), info.get("vocab_size")
+    if not isinstance(name, str) or Path(name).name != name:
+        raise BundleError(f"{manifest_path}: malformed: tokenizer.file should be a file name, got {name!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= HF_TOKEN_IDS:
+        raise BundleError(f"{manifest_path}: field 'tokenizer.vocab_size' is {size!r}; it must be a whole number "
+                          f"from 1 to {HF_TOKEN_IDS}")
+    if not (folder / name).is_file():
+        raise BundleError(f"{folder / name}: missing (the bundle's {MANIFEST_FILE} names it as its tokenizer)")

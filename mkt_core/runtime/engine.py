@@ -206,7 +206,10 @@ class Engine:
         text = self._text
         if text is None:  # CPU is plenty for a few labels, and keeps GPU memory for images
             text = self._text = self._session(str(self.bundle.file("text_encoder")), ["CPUExecutionProvider"])
-        return text.run(None, {"ids": ids, "label_lengths": lengths})[0].astype(np.float32)
+        # a Hugging Face text tower's graph takes the ids alone (its attention mask is "id != pad")
+        feeds = {name: value for name, value in (("ids", ids), ("label_lengths", lengths))
+                 if name in {i.name for i in text.get_inputs()}}
+        return text.run(None, feeds)[0].astype(np.float32)
 
 
 def cuda_device_present() -> bool:

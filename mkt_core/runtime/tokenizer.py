@@ -101,14 +101,15 @@ class ClipTokenizer:
 
 
 def prompt_token_ids(labels: list[str], tokenizer, sot_id: int, prefix_ids, suffix_ids, eot_id: int,
-                     context_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """`[SOT] prefix label suffix [EOT]` ids `[L, C]` (int64) and the label lengths `[L]`.
+                     context_length: int, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`[SOT] prefix label suffix [EOT] pad...` ids `[L, C]` (int64) and the label lengths `[L]`.
 
     The one tokenisation of prompts, used by training and by exported bundles alike. A label too
-    long for the context keeps its first tokens, with a warning, never an error.
+    long for the context keeps its first tokens, with a warning, never an error. CLIP pads with 0;
+    a Hugging Face text tower with its own pad id (its attention mask is "id != pad").
     """
     max_label_tokens = context_length - 2 - len(prefix_ids) - len(suffix_ids)
-    ids = np.zeros((len(labels), context_length), dtype=np.int64)
+    ids = np.full((len(labels), context_length), pad_id, dtype=np.int64)
     lengths = np.zeros(len(labels), dtype=np.int64)
     for i, label in enumerate(labels):
         label_ids = tokenizer.encode(label)
