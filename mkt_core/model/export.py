@@ -24,6 +24,7 @@ from mkt_core.runtime.bundle import (
     MKT_SKIPPED_PREFIX,
     OPSET,
     TEXT_FILE,
+    TOKENIZER_FILE,
     VERSION,
     VOCABULARY_FILE,
     WEIGHTS_FILE,
@@ -180,6 +181,56 @@ class TextGraph(nn.Module):
         return F.normalize(self.vlp.encode_text_embeddings(embeds, eot_positions), dim=-1)
 
 
+class HFTextGraph(nn.Module):
+    """ids [L, C] -> L2-normalised label embeddings [L, D]: a Hugging Face text tower, as open_clip runs it.
+
+    The ids are padded with the tower's pad id, and its attention mask is "id != pad" (open_clip's
+    HFTextEncoder), so the label lengths are not needed: the exported graph takes the ids alone.
+    """
+
+    def __init__(self, clip: nn.Module):
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, ids: torch.Tensor, label_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return F.normalize(self.clip.encode_text(ids), dim=-1)
+
+
+# Labels the export tokenizes both ways before it writes a Hugging Face tokenizer into a bundle.
+TOKENIZER_PROBES = ["photo", "red car", "chien noir", "黒い犬", "собака на снегу", "  Café   crème &amp; thé ",
+                    "Ελληνικά", "😀 party"]
+
+
+def _hf_prompt(vlp, template: str, folder: Path):
+    """A Hugging Face tokenizer saved for the runtime: (prompt spec, manifest "tokenizer" field, tokenizer.json
+    bytes, the runtime's tokenizer over them).
+
+    The runtime reads the tokenizer.json with the `tokenizers` package; before it goes into a bundle
+    the prompt layout over it must give open_clip's HFTokenizer ids exactly, or the export refuses.
+    """
+    import hashlib
+
+    from mkt_core.runtime.hf_tokenizer import HFTokenizer
+
+    hf = vlp.tokenizer.tokenizer
+    data = hf.backend_tokenizer.to_str().encode("utf-8")
+    (folder / TOKENIZER_FILE).write_bytes(data)
+    empty = hf("").input_ids
+    if len(empty) != 2:
+        raise ValueError(f"the tokenizer wraps text in {len(empty)} special tokens, not a start and an end: "
+                         "its layout is not supported in a bundle")
+    runtime = HFTokenizer(folder / TOKENIZER_FILE, int(empty[0]), int(empty[1]))
+    spec = PromptSpec.from_template(template, runtime, vlp.context_length, int(hf.pad_token_id or 0))
+    ours, _ = spec.tokenize(TOKENIZER_PROBES, runtime)
+    theirs = vlp.tokenizer([template.format(p) for p in TOKENIZER_PROBES]).numpy()
+    if ours.shape != theirs.shape or not (ours == theirs).all():
+        raise ValueError("the runtime's reading of this model's tokenizer does not give open_clip's ids "
+                         f"(template {template!r}); it cannot be exported as a bundle")
+    info = {"kind": "hf", "file": TOKENIZER_FILE, "vocab_size": runtime.vocab_size,
+            "sha256": "sha256:" + hashlib.sha256(data).hexdigest()}
+    return spec, info, data, runtime
+
+
 # -- export ---------------------------------------------------------------------------------------
 
 
@@ -226,7 +277,7 @@ def export_bundle(model, out_dir: str | Path, name: str | None = None, overwrite
 
 
 def export_clip_bundle(model_name: str, pretrained: str | None, out_dir: str | Path,
-                       template: str = CLIP_PROMPT_TEMPLATE, model_cfg: dict[str, Any] | None = None,
+                       template: str | None = None, model_cfg: dict[str, Any] | None = None,
                        overwrite: bool = False, dynamo: bool = False, local_stream: bool | None = None,
                        patch_path: str = "value", top_k: int | None = None, name: str | None = None) -> Path:
     """Write any open_clip CLIP as a bundle of kind "clip" with the plain prompt.
@@ -237,14 +288,25 @@ def export_clip_bundle(model_name: str, pretrained: str | None, out_dir: str | P
     `local_stream` (default: whenever the image tower is a ViT) adds the local stream of
     `ClipTwoStreamGraph`, so the bundle scores with Eq. 3 and shows heat maps; a ResNet or timm tower
     stays global-only. `patch_path` is that graph's last-block switch; `top_k` defaults to MKT's ratio.
+    A model whose text tower is a Hugging Face encoder (multilingual CLIPs, e.g. xlm-roberta-base-ViT-B-32;
+    needs `transformers` here, not in the app) brings its tokenizer.json into the bundle, and its
+    template defaults to the bare label "{}": labels come in any language, with no English around them.
     """
+    import tempfile
+
     from mkt_core.model.config import VLPConfig
     from mkt_core.model.vlp import load_vlp
 
+    vlp = load_vlp(VLPConfig(model_name=model_name, pretrained=pretrained, model_cfg=model_cfg)).eval()
+    template = template or ("{}" if vlp.hf_text else CLIP_PROMPT_TEMPLATE)
     if "{}" not in template:
         raise ValueError(f"prompt template must contain '{{}}' for the label: {template!r}")
-    vlp = load_vlp(VLPConfig(model_name=model_name, pretrained=pretrained, model_cfg=model_cfg)).eval()
-    spec = PromptSpec.from_template(template, vlp.tokenizer, vlp.context_length)
+    extra_files: dict[str, bytes] = {}
+    if vlp.hf_text:
+        with tempfile.TemporaryDirectory() as folder:  # the runtime tokenizer holds the file's contents
+            spec, tokenizer_info, extra_files[TOKENIZER_FILE], tokenizer = _hf_prompt(vlp, template, Path(folder))
+    else:
+        spec, tokenizer = PromptSpec.from_template(template, vlp.tokenizer, vlp.context_length), vlp.tokenizer
     if local_stream is None:
         local_stream = clip_has_patch_tokens(vlp.clip)
     grid = list(vlp.clip.visual.grid_size) if local_stream else [0, 0]
@@ -258,20 +320,27 @@ def export_clip_bundle(model_name: str, pretrained: str | None, out_dir: str | P
         "files": {"image_encoder": IMAGE_FILE, "text_encoder": TEXT_FILE, "weights": WEIGHTS_FILE},
         "torch": {"model_name": model_name, "model_cfg": vlp.model_cfg},
     }
+    text_graph: nn.Module = TextGraph(vlp, spec)
+    if vlp.hf_text:
+        manifest["tokenizer"] = tokenizer_info
+        # the tower's own config, so that the torch fallback rebuilds it without the hub
+        manifest["torch"]["hf_config"] = json.loads(vlp.clip.text.config.to_json_string())
+        text_graph = HFTextGraph(vlp.clip)
     if local_stream:
         manifest["patch_path"] = patch_path
         graph, outputs = ClipTwoStreamGraph(vlp.clip, patch_path), ["global", "local"]
     else:
         graph, outputs = ClipImageGraph(vlp.clip), ["global"]
     state = vlp.clip.state_dict()
-    return _write_bundle(out_dir, manifest, state, graph, outputs, TextGraph(vlp, spec), spec, vlp.tokenizer,
-                         overwrite, dynamo)
+    return _write_bundle(out_dir, manifest, state, graph, outputs, text_graph, spec, tokenizer, overwrite, dynamo,
+                         extra_files=extra_files, text_inputs=["ids"] if vlp.hf_text else None)
 
 
 def _write_bundle(out_dir: str | Path, manifest: dict[str, Any], state: dict[str, torch.Tensor],
                   image_graph: nn.Module, image_outputs: list[str], text_graph: nn.Module, spec: PromptSpec,
                   tokenizer, overwrite: bool, dynamo: bool, half_weights: bool = False,
-                  vocabulary: list[str] | None = None) -> Path:
+                  vocabulary: list[str] | None = None, extra_files: dict[str, bytes] | None = None,
+                  text_inputs: list[str] | None = None) -> Path:
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
@@ -286,8 +355,11 @@ def _write_bundle(out_dir: str | Path, manifest: dict[str, Any], state: dict[str
         images = torch.zeros(2, 3, size, size, device=device)  # batch 2: a batch-1 example can pin the batch axis
         _export_onnx(image_graph.eval(), (images,), work / IMAGE_FILE, ["images"], image_outputs, dynamo)
         ids, lengths = (torch.from_numpy(a).to(device) for a in spec.tokenize(["photo", "red car"], tokenizer))
-        _export_onnx(text_graph.eval(), (ids, lengths), work / TEXT_FILE, ["ids", "label_lengths"], ["embeddings"],
-                     dynamo)
+        text_inputs = text_inputs or ["ids", "label_lengths"]
+        _export_onnx(text_graph.eval(), (ids, lengths)[:len(text_inputs)], work / TEXT_FILE, text_inputs,
+                     ["embeddings"], dynamo)
+        for file_name, data in (extra_files or {}).items():
+            (work / file_name).write_bytes(data)
         state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         if half_weights:
             state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -369,18 +441,37 @@ def load_torch_models(bundle: Bundle) -> TorchModels:
             raise BundleError(f"{weights}: weights do not fit the model in {bundle.path / MANIFEST_FILE}: "
                               f"missing {missing[:5]}, unexpected {unexpected[:5]}")
         return TorchModels(MKTImageGraph(model.student).eval(), TextGraph(model.vlp, spec, model.prompt).eval())
-    from mkt_core.model.config import VLPConfig
-    from mkt_core.model.vlp import load_vlp
+    if "hf_config" in info:
+        clip = _hf_text_clip(info)
+        text_graph: nn.Module = HFTextGraph(clip)
+    else:
+        from mkt_core.model.config import VLPConfig
+        from mkt_core.model.vlp import load_vlp
 
-    vlp = load_vlp(VLPConfig(model_name=info["model_name"], pretrained=None, model_cfg=info["model_cfg"]),
-                   load_weights=False).eval()
+        vlp = load_vlp(VLPConfig(model_name=info["model_name"], pretrained=None, model_cfg=info["model_cfg"]),
+                       load_weights=False).eval()
+        clip, text_graph = vlp.clip, TextGraph(vlp, spec)
     try:
-        vlp.clip.load_state_dict(state, strict=True)
+        clip.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise BundleError(f"{weights}: weights do not fit the CLIP model in the manifest: {exc}") from exc
-    image = ClipTwoStreamGraph(vlp.clip, bundle.manifest.get("patch_path", "value")) if bundle.num_patches \
-        else ClipImageGraph(vlp.clip)
-    return TorchModels(image.eval(), TextGraph(vlp, spec).eval())
+    image = ClipTwoStreamGraph(clip, bundle.manifest.get("patch_path", "value")) if bundle.num_patches \
+        else ClipImageGraph(clip)
+    return TorchModels(image.eval(), text_graph.eval())
+
+
+def _hf_text_clip(info: dict[str, Any]) -> nn.Module:
+    """A CLIP with a Hugging Face text tower, built from the manifest's copy of the tower's config (no hub)."""
+    import copy
+    import tempfile
+
+    from mkt_core.model.vlp import build_clip
+
+    model_cfg = copy.deepcopy(info["model_cfg"])
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "config.json").write_text(json.dumps(info["hf_config"]), encoding="utf-8")
+        model_cfg["text_cfg"]["hf_model_name"] = folder
+        return build_clip(model_cfg).eval()
 
 
 def cli_export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, half_weights: bool = False,

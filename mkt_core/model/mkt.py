@@ -34,6 +34,9 @@ class MKT(nn.Module):
         super().__init__()
         self.config = config
         self.vlp = load_vlp(config.vlp, load_weights=load_weights)
+        if self.vlp.hf_text:
+            raise ValueError("MKT needs a CLIP model with open_clip's built-in text tower (its prompt tuning "
+                             "edits the token table); this model's text tower is a Hugging Face encoder")
         if self.vlp.embed_dim != config.embed_dim:
             raise ValueError(f"embed_dim {config.embed_dim} does not match the VLP's joint embedding size "
                              f"{self.vlp.embed_dim}")

@@ -39,9 +39,6 @@ class VLP(nn.Module):
     def __init__(self, clip: nn.Module, tokenizer: Any, model_cfg: dict[str, Any],
                  mean: tuple[float, ...], std: tuple[float, ...]):
         super().__init__()
-        if not hasattr(clip, "token_embedding"):
-            raise ValueError("MKT needs a CLIP model with open_clip's built-in text tower "
-                             "(token_embedding); this model's text tower is a custom one")
         self.clip = clip
         self.tokenizer = tokenizer
         self.model_cfg = model_cfg
@@ -58,8 +55,14 @@ class VLP(nn.Module):
         return int(size[0] if isinstance(size, (list, tuple)) else size)
 
     @property
+    def hf_text(self) -> bool:
+        """Whether the text tower is a Hugging Face encoder (multilingual CLIPs): CLIP bundles take it, MKT not."""
+        return not hasattr(self.clip, "token_embedding")
+
+    @property
     def context_length(self) -> int:
-        return int(self.clip.context_length)
+        # a Hugging Face tower's own length is its position table (514 for XLM-R); open_clip tokenizes to 77
+        return int(self.tokenizer.context_length if self.hf_text else self.clip.context_length)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's global feature o_dist: the projected, un-normalised image embedding."""
@@ -88,7 +91,7 @@ def load_vlp(config: VLPConfig, load_weights: bool = True) -> VLP:
     checkpoint, mean, std = None, CLIP_MEAN, CLIP_STD
     if load_weights and config.pretrained is not None:
         checkpoint, mean, std = _locate_weights(config, source)  # fail fast, before building
-    clip = _build_clip(model_cfg)
+    clip = build_clip(model_cfg)
     if checkpoint is not None:
         try:
             if is_torchscript_archive(checkpoint):
@@ -145,12 +148,13 @@ def _tag_cfg(config: VLPConfig) -> dict[str, Any]:
     return open_clip.get_pretrained_cfg(config.model_name, config.pretrained) or {}
 
 
-def _build_clip(model_cfg: dict[str, Any]) -> nn.Module:
+def build_clip(model_cfg: dict[str, Any]) -> nn.Module:
     cfg = copy.deepcopy(model_cfg)
     cfg.pop("custom_text", None)
     if "hf_model_name" in cfg.get("text_cfg", {}):
-        raise ValueError("VLPs with a Hugging Face text tower are not supported: MKT's prompt "
-                         "tuning needs open_clip's built-in CLIP text tower")
+        # the text tower's weights come with the CLIP checkpoint (or stay random): only its config is read
+        cfg["text_cfg"]["hf_model_pretrained"] = False
+        return open_clip.CustomTextCLIP(**cfg)
     return open_clip.CLIP(**cfg)
 
 
@@ -262,7 +266,6 @@ def _how_to_get_weights(config: VLPConfig, tag_cfg: dict[str, Any], reason: str)
 def _tokenizer(model_cfg: dict[str, Any]) -> Any:
     context_length = int(model_cfg.get("text_cfg", {}).get("context_length", 77))
     tokenizer_name = model_cfg.get("text_cfg", {}).get("hf_tokenizer_name")
-    if tokenizer_name:
-        raise ValueError(f"VLP tokenizer {tokenizer_name!r} is not supported: MKT's prompt tuning needs "
-                         "open_clip's CLIP BPE tokenizer")
+    if tokenizer_name:  # a Hugging Face text tower: its tokenizer, by hub name or local folder
+        return open_clip.tokenizer.HFTokenizer(tokenizer_name, context_length=context_length)
     return open_clip.SimpleTokenizer(context_length=context_length)

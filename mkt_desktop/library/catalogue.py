@@ -20,7 +20,7 @@ OFFICIAL_FOLDER = "models"  # in the cache folder: bundles converted from the au
 CLIP_FOLDER = "clip-bundles-2"  # as model_source writes them
 
 # open_clip models worth offering, with about what open_clip downloads once: float32 weights of both
-# towers, 4 bytes a parameter (151 M, 150 M, 150 M, 428 M parameters).
+# towers, 4 bytes a parameter (151 M, 150 M, 150 M, 428 M, 366 M parameters).
 CLIP_CHOICES: tuple[tuple[str, int, str], ...] = (
     ("ViT-B-32/openai", 605, "the fastest (a 7 x 7 heat map): fine for a large library on a laptop"),
     ("ViT-B-16/openai", 599, "the CLIP the authors' MKT starts from (a 14 x 14 heat map); about 4 x the "
@@ -28,6 +28,8 @@ CLIP_CHOICES: tuple[tuple[str, int, str], ...] = (
     ("ViT-B-16/laion2b_s34b_b88k", 599, "the same size trained on LAION-2B: 70.2 % ImageNet zero-shot against "
                                         "OpenAI's 68.3 %"),
     ("ViT-L-14/openai", 1710, "the most accurate here, about 18 x the computation of B/32: best with a GPU"),
+    ("xlm-roberta-base-ViT-B-32/laion5b_s13b_b90k", 1470,
+     "labels in any language (\"chien noir\", \"黒い犬\"): B/32's image side with a multilingual text side"),
 )
 # The authors' checkpoints, about: the ViT-B/16 image model (86 M parameters) and the text model (63 M), float32.
 OFFICIAL_DOWNLOAD_MB = 344 + 253

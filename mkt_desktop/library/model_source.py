@@ -5,6 +5,10 @@
     clip:ViT-B-16/openai                  CLIP zero-shot through open_clip: NAME/TAG (downloads once, then
                                           cached); a ViT gets both streams (Eq. 3 and heat maps), a ResNet the
                                           global one
+    clip:xlm-roberta-base-ViT-B-32/laion5b_s13b_b90k
+                                          a multilingual CLIP (a Hugging Face text tower): labels in any
+                                          language; its tokenizer.json goes into the bundle, so the app
+                                          tokenizes without the hub or transformers
     clip:ViT-B-16//path/to/weights.bin    the same CLIP from a local weights file or open_clip folder
                                           (open_clip_config.json + weights): NAME/PATH (here an absolute path,
                                           hence the double slash; ~/... and ./... work too)
