@@ -100,7 +100,7 @@ def load_vlp(config: VLPConfig, load_weights: bool = True) -> VLP:
                 open_clip.load_checkpoint(clip, str(checkpoint), weights_only=True)
         except Exception as exc:  # noqa: BLE001 - name the file and the reason for any failure
             raise ValueError(f"cannot load VLP weights from {checkpoint}: {exc}") from exc
-    tokenizer = _tokenizer(model_cfg)
+    tokenizer = _tokenizer(model_cfg, source)
     return VLP(clip.eval(), tokenizer, model_cfg, mean, std)
 
 
@@ -263,9 +263,11 @@ def _how_to_get_weights(config: VLPConfig, tag_cfg: dict[str, Any], reason: str)
     )
 
 
-def _tokenizer(model_cfg: dict[str, Any]) -> Any:
+def _tokenizer(model_cfg: dict[str, Any], folder: Path | None = None) -> Any:
     context_length = int(model_cfg.get("text_cfg", {}).get("context_length", 77))
     tokenizer_name = model_cfg.get("text_cfg", {}).get("hf_tokenizer_name")
     if tokenizer_name:  # a Hugging Face text tower: its tokenizer, by hub name or local folder
+        if folder is not None and (folder / "tokenizer_config.json").is_file():
+            tokenizer_name = str(folder)  # as open_clip reads a local open_clip folder: its own tokenizer files
         return open_clip.tokenizer.HFTokenizer(tokenizer_name, context_length=context_length)
     return open_clip.SimpleTokenizer(context_length=context_length)

@@ -4,6 +4,7 @@ torch and embeds non-English labels as the torch model does."""
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 
@@ -112,8 +113,6 @@ def test_the_runtime_tokenizes_without_torch_or_transformers(multilingual):
 
 
 def test_a_changed_tokenizer_file_is_refused_by_verify(multilingual, tmp_path):
-    import shutil
-
     bundle, _ = multilingual
     copy_path = shutil.copytree(bundle.path, tmp_path / "copy")
     (copy_path / "tokenizer.json").write_text((copy_path / "tokenizer.json").read_text() + " ")
@@ -133,3 +132,28 @@ def test_a_multilingual_library_indexes_and_searches(multilingual, tmp_path):
     for query in ("chien noir", "黒い犬"):
         hits, _ = lib.search(query, limit=3)
         assert len(hits) == 3 and hits[0].score >= hits[-1].score
+
+
+def test_clip_name_and_folder_makes_a_multilingual_model_choice_offline(multilingual, tmp_path):
+    """`clip:NAME//folder` with an open_clip folder of a multilingual CLIP (config, weights, tokenizer files,
+    as a downloaded one has them): the folder's own tokenizer is used, the hub is never asked."""
+    from mkt_desktop.library.library import Library
+    from mkt_desktop.library.model_source import resolve_model
+
+    bundle, cfg = multilingual
+    # the text tower's config.json and the tokenizer files, those the bundle above was made with
+    folder = shutil.copytree(cfg["text_cfg"]["hf_model_name"], tmp_path / "open_clip")
+    model_cfg = copy.deepcopy(cfg)
+    model_cfg["text_cfg"].update(hf_model_name=str(folder), hf_tokenizer_name="xlm-roberta-base")  # a hub name
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg}), encoding="utf-8")
+    shutil.copy(bundle.file("weights"), folder / "open_clip_model.safetensors")
+
+    made = resolve_model(f"clip:xlm-roberta-base-ViT-B-32//{folder}", tmp_path / "cache")
+    assert made.manifest["tokenizer"]["kind"] == "hf"
+    assert (made.tokenize(LABELS)[0] == bundle.tokenize(LABELS)[0]).all()
+    photos = tmp_path / "photos"
+    write_demo_photos(photos, count=4, seed=1)
+    lib = Library(db_path=tmp_path / "library.sqlite", model=f"clip:xlm-roberta-base-ViT-B-32//{folder}",
+                  vocabulary=False)  # its cache is tmp_path / "cache": the bundle made above
+    assert lib.index([photos]).indexed == 4
+    assert len(lib.search("chien noir", limit=2)[0]) == 2
