@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING_STACK = ("torch", "torchvision", "timm", "open_clip", "h5py")
+TRAINING_STACK = ("torch", "torchvision", "timm", "open_clip", "h5py", "transformers")
 
 
 def _loaded_after_import(module: str) -> list[str]:
@@ -19,7 +19,7 @@ def _loaded_after_import(module: str) -> list[str]:
 def test_the_app_and_the_runtime_start_without_the_training_stack():
     for module in ("mkt_desktop.app", "mkt_desktop.cli", "mkt_desktop.library", "mkt_core.runtime.engine",
                    "mkt_core.runtime.store", "mkt_core.runtime.bundle", "mkt_core.runtime.image_pipeline",
-                   "mkt_core.runtime.tokenizer"):
+                   "mkt_core.runtime.tokenizer", "mkt_core.runtime.hf_tokenizer"):
         assert _loaded_after_import(module) == [], module
 
 
