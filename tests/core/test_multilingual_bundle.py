@@ -157,3 +157,27 @@ def test_clip_name_and_folder_makes_a_multilingual_model_choice_offline(multilin
                   vocabulary=False)  # its cache is tmp_path / "cache": the bundle made above
     assert lib.index([photos]).indexed == 4
     assert len(lib.search("chien noir", limit=2)[0]) == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["tokenizer"].update(kind="sentencepiece"), "field 'tokenizer'"),
+    (lambda m: m["tokenizer"].update(file="../tokenizer.json"), "tokenizer.file"),
+    (lambda m: m["tokenizer"].update(vocab_size=0), "tokenizer.vocab_size"),
+    (lambda m: m["prompt"].update(pad_id=10**6), "prompt.pad_id"),
+])
+def test_a_malformed_tokenizer_field_is_refused(multilingual, tmp_path, change, message):
+    bundle, _ = multilingual
+    folder = shutil.copytree(bundle.path, tmp_path / "copy")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    change(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(BundleError, match=message):
+        load_bundle(folder)
+
+
+def test_a_missing_tokenizer_file_is_refused(multilingual, tmp_path):
+    bundle, _ = multilingual
+    folder = shutil.copytree(bundle.path, tmp_path / "copy")
+    (folder / "tokenizer.json").unlink()
+    with pytest.raises(BundleError, match="tokenizer.json: missing"):
+        load_bundle(folder)
