@@ -181,3 +181,17 @@ def test_a_missing_tokenizer_file_is_refused(multilingual, tmp_path):
     (folder / "tokenizer.json").unlink()
     with pytest.raises(BundleError, match="tokenizer.json: missing"):
         load_bundle(folder)
+
+
+def test_mkt_refuses_a_hugging_face_text_tower(multilingual):
+    """MKT's prompt tuning edits CLIP's token table, which a Hugging Face tower has not: a clear error."""
+    import dataclasses
+
+    from mkt_core.model.config import get_preset
+    from mkt_core.model.mkt import create_model
+
+    _, cfg = multilingual
+    config = get_preset("tiny")
+    config = dataclasses.replace(config, vlp=dataclasses.replace(config.vlp, model_cfg=copy.deepcopy(cfg)))
+    with pytest.raises(ValueError, match="Hugging Face encoder"):
+        create_model(config, load_weights=False)
