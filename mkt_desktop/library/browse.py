@@ -40,6 +40,7 @@ class PhotoRow:
     path: str
     taken: datetime  # EXIF date taken, else the file's modification time
     score: float | None = None
+    confidence: float | None = None  # the search's calibrated confidence of `score`, 0 to 1
 
 
 def year_range(year: int) -> tuple[date, date]:
@@ -62,7 +63,7 @@ def arrange(lib, hits, view: View) -> list[PhotoRow]:
         for hit in hits:
             row = rows.get(hit.photo_id)
             if row is not None and _in_range(row.taken, view):
-                kept.append(PhotoRow(row.photo_id, row.path, row.taken, hit.score))
+                kept.append(PhotoRow(row.photo_id, row.path, row.taken, hit.score, getattr(hit, "confidence", None)))
     if view.sort == "newest":
         kept.sort(key=lambda row: (row.taken, row.path), reverse=True)
     elif view.sort == "oldest":

@@ -56,3 +56,11 @@ def _tags(lib, photo_ids: list[int], label: str) -> dict:
             select(Tag.photo_id, Tag.status, Tag.updated).join(Label, Label.id == Tag.label_id)
             .where(Label.key == label_key(label), Tag.photo_id.in_(photo_ids))).all()
     return {photo_id: (status, updated) for photo_id, status, updated in rows}
+
+
+def label_statuses(lib, label: str) -> dict[int, str]:
+    """Every photo a person decided about for this label, and the decision (empty for a label not saved)."""
+    with lib.Session() as session:
+        return dict(session.execute(
+            select(Tag.photo_id, Tag.status).join(Label, Label.id == Tag.label_id)
+            .where(Label.key == label_key(label))).all())

@@ -111,6 +111,7 @@ class LabelInfo:
     source: str
     threshold_confidence: float | None = None  # the effective threshold as a confidence, 0 to 1
     learned_from: int = 0  # the person's decisions its scores learned from (feedback.py)
+    tagged: int = 0  # photos the label tags: above the threshold and not rejected, or accepted
 
 
 @dataclass
@@ -402,6 +403,11 @@ class Library:
     def calibration(self):
         """The model's score -> confidence map from its bundle, None when the bundle has none."""
         return self.bundle.calibration
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether confidences are measured (the bundle's calibration) rather than how far above random text."""
+        return self.calibration is not None
 
     def automatic_threshold(self) -> float | None:
         """Every label's threshold unless a person set one (labels.py says why it is one number)."""
@@ -720,6 +726,10 @@ class Library:
             if ids is not None:
                 query = query.where(Label.id.in_(ids))
             labels = session.scalars(query).all()
+            decided: dict[int, list[tuple[int, str]]] = {}
+            for label_id, photo_id, status in session.execute(select(Tag.label_id, Tag.photo_id, Tag.status).where(
+                    Tag.label_id.in_([label.id for label in labels]))):
+                decided.setdefault(label_id, []).append((photo_id, status))
         if not labels:
             return []
         with self._lock:
@@ -734,7 +744,8 @@ class Library:
                 effective = label.threshold if label.threshold is not None else automatic
                 above = int(np.count_nonzero(scores >= effective)) if effective is not None else 0
                 result.append(LabelInfo(label.id, label.text, label.threshold, effective, above, label.source,
-                                        self._confidence_of(effective), learned[label.text]))
+                                        self._confidence_of(effective), learned[label.text],
+                                        _tagged(snapshot, scores, effective, decided.get(label.id, []))))
         return result
 
     def vocabulary_labels(self) -> list[str]:
@@ -936,7 +947,8 @@ class Library:
                 photo_id = int(snapshot.photo_ids[i])
                 if (photo_id, info.id) not in decided and photo_id in photos:
                     result.setdefault(photos[photo_id], []).append(
-                        PhotoLabel(info.text, float(scores[i]), info.effective_threshold, "auto"))
+                        PhotoLabel(info.text, float(scores[i]), info.effective_threshold, "auto",
+                                   self._confidence_of(float(scores[i]))))
         for (photo_id, label_id), status in decided.items():
             if photo_id in photos:
                 decided_info, decided_scores = by_id.get(label_id, (None, None))
@@ -944,7 +956,8 @@ class Library:
                 score = (float(decided_scores[index]) if decided_scores is not None and index is not None
                          else None)
                 threshold = decided_info.effective_threshold if decided_info else None
-                result.setdefault(photos[photo_id], []).append(PhotoLabel(texts[label_id], score, threshold, status))
+                result.setdefault(photos[photo_id], []).append(PhotoLabel(texts[label_id], score, threshold, status,
+                                                                          self._confidence_of(score)))
         return result
 
     def export_xmp(self) -> tuple[int, list[tuple[str, str]]]:
@@ -983,7 +996,8 @@ class Library:
     def export_rows(self) -> list[dict]:
         """CSV / JSON rows; a path that is not UTF-8 is written in its readable form (\\xNN escapes)."""
         return [{"path": printable_path(path),
-                 "labels": [{"label": pl.label, "score": pl.score, "status": pl.status} for pl in labels]}
+                 "labels": [{"label": pl.label, "score": pl.score, "confidence": pl.confidence, "status": pl.status}
+                            for pl in labels]}
                 for path, labels in sorted(self.photo_tags().items())]
 
     def forget_missing(self) -> int:
@@ -1007,6 +1021,12 @@ class Library:
 
         return taken_years(self)
 
+    def label_statuses(self, label: str) -> dict[int, str]:
+        """Photo id -> "accepted" or "rejected": a person's decisions about one label."""
+        from mkt_desktop.library.decisions import label_statuses
+
+        return label_statuses(self, label)
+
     def decide(self, photo_ids: list[int], label: str, status: str | None):
         """Accept / reject a label on photos, as a Decision that `undo` can take back."""
         from mkt_desktop.library.decisions import decide
@@ -1023,6 +1043,17 @@ class Library:
         from mkt_desktop.library.where import where
 
         return where(self, photo, label)
+
+def _tagged(snapshot: Snapshot, scores: np.ndarray, threshold: float | None,
+            decided: list[tuple[int, str]]) -> int:
+    """How many photos a label tags: those above its threshold a person did not reject, and those accepted."""
+    count = int(np.count_nonzero(scores >= threshold)) if threshold is not None else 0
+    for photo_id, status in decided:
+        index = snapshot.index_of(photo_id)
+        above = threshold is not None and index is not None and scores[index] >= threshold
+        count += (status == "accepted" and not above) - (status == "rejected" and above)
+    return count
+
 
 def _top(scores: np.ndarray, photo_ids: np.ndarray, limit: int) -> np.ndarray:
     """Indices of the `limit` best scores, best first; ties go to the older photo (smaller id)."""

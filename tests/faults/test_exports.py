@@ -107,7 +107,7 @@ def test_a_killed_export_leaves_no_temporary_file_after_the_next_one(tagged, tmp
     assert cli("export", "--csv", str(out), "--xmp", *common).returncode == 0
     for folder in (out.parent, files[0].parent):
         assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
-    assert out.read_text(encoding="utf-8").startswith("path,label,score,status")
+    assert out.read_text(encoding="utf-8").startswith("path,label,score,confidence,status")
 
 
 def test_a_concurrent_writers_temporary_file_is_left_alone(tmp_path):

@@ -15,13 +15,13 @@ VOCABULARY = Path(__file__).resolve().parents[2] / "assets" / "vocabulary" / "de
 
 ROWS = [
     {"path": "/photos/2024/beach, day 1/IMG_0001.jpg", "labels": [
-        {"label": "beach", "score": 0.8125, "status": "accepted"},
-        {"label": "sunset", "score": 0.1 + 0.2, "status": "auto"},  # 0.30000000000000004 must survive
-        {"label": 'dog "Rex", the\nsecond', "score": -1.5e-7, "status": "rejected"},
+        {"label": "beach", "score": 0.8125, "confidence": 0.9375, "status": "accepted"},
+        {"label": "sunset", "score": 0.1 + 0.2, "confidence": 0.5, "status": "auto"},  # 0.3000...04 stays
+        {"label": 'dog "Rex", the\nsecond', "score": -1.5e-7, "confidence": 1e-9, "status": "rejected"},
     ]},
     {"path": "/photos/ünï/猫.png", "labels": [
-        {"label": "猫", "score": None, "status": "accepted"},  # accepted by hand, never scored
-        {"label": "café", "score": 3, "status": "auto"},
+        {"label": "猫", "score": None, "confidence": None, "status": "accepted"},  # accepted by hand, never scored
+        {"label": "café", "score": 3, "confidence": 0.25, "status": "auto"},
     ]},
     {"path": "/photos/empty.jpg", "labels": []},
 ]
@@ -37,12 +37,13 @@ def test_csv_has_one_line_per_photo_and_label_and_reads_back(tmp_path):
 
     with open(out, encoding="utf-8", newline="") as file:
         reader = csv.DictReader(file)
-        assert tuple(reader.fieldnames) == CSV_COLUMNS == ("path", "label", "score", "status")
+        assert tuple(reader.fieldnames) == CSV_COLUMNS == ("path", "label", "score", "confidence", "status")
         lines = list(reader)
 
-    expected = [(row["path"], item["label"], item["score"], item["status"]) for row in ROWS for item in row["labels"]]
-    got = [(line["path"], line["label"], float(line["score"]) if line["score"] else None, line["status"])
-           for line in lines]
+    expected = [(row["path"], item["label"], item["score"], item["confidence"], item["status"])
+                for row in ROWS for item in row["labels"]]
+    got = [(line["path"], line["label"], float(line["score"]) if line["score"] else None,
+            float(line["confidence"]) if line["confidence"] else None, line["status"]) for line in lines]
     assert got == expected  # scores exactly, commas, quotes, newlines and any script intact
     assert not out.read_bytes().startswith(b"\xef\xbb\xbf")  # no BOM
     assert no_temp_files(tmp_path)
@@ -62,7 +63,7 @@ def test_json_writes_only_the_documented_keys(tmp_path):
     out = tmp_path / "tags.json"
     write_json([{"path": "a.jpg", "id": 7, "labels": [{"label": "dog", "score": 0.5, "status": "auto", "x": 1}]}], out)
     assert json.loads(out.read_text(encoding="utf-8")) == [
-        {"path": "a.jpg", "labels": [{"label": "dog", "score": 0.5, "status": "auto"}]}]
+        {"path": "a.jpg", "labels": [{"label": "dog", "score": 0.5, "confidence": None, "status": "auto"}]}]
 
 
 @pytest.mark.parametrize("writer", [write_csv, write_json])
@@ -70,6 +71,8 @@ def test_json_writes_only_the_documented_keys(tmp_path):
     ({"path": "b.jpg", "labels": [{"label": "dog", "score": 0.5, "status": "maybe"}]}, "status 'maybe'"),
     ({"path": "b.jpg", "labels": [{"label": "dog", "score": float("nan"), "status": "auto"}]}, "not a finite number"),
     ({"path": "b.jpg", "labels": [{"label": "dog", "score": "high", "status": "auto"}]}, "not a finite number"),
+    ({"path": "b.jpg", "labels": [{"label": "dog", "score": 1.0, "confidence": float("inf"), "status": "auto"}]},
+     "confidence inf, not a finite number"),
     ({"labels": []}, "needs a 'path'"),
 ])
 def test_a_bad_row_leaves_the_previous_export_untouched(tmp_path, writer, bad, message):
@@ -87,7 +90,7 @@ def test_replacing_an_export_keeps_its_permissions(tmp_path):
     out.chmod(0o640)
     write_csv(ROWS, out)
     assert (out.stat().st_mode & 0o777) == 0o640
-    assert out.read_text(encoding="utf-8").startswith("path,label,score,status")
+    assert out.read_text(encoding="utf-8").startswith("path,label,score,confidence,status")
 
 
 def test_atomic_file_writes_nothing_when_the_block_fails(tmp_path):

@@ -1,5 +1,6 @@
 """The photo library end to end, with real files, a real SQLite database and a real (tiny) model bundle."""
 
+import csv
 import json
 import os
 import shutil
@@ -223,7 +224,11 @@ def test_cli_json_outputs(tmp_path, tiny_bundle, capsys):
     assert {"label": "sunny meadow", "status": "accepted"}.items() <= tags[0].items()
     out_csv = tmp_path / "tags.csv"
     assert mkt_desktop(["export", "--csv", str(out_csv), *common]) == 0
-    assert "sunny meadow" in out_csv.read_text()
+    with open(out_csv, encoding="utf-8", newline="") as file:
+        line = next(row for row in csv.DictReader(file) if row["label"] == "sunny meadow")
+    assert 0 <= float(line["confidence"]) <= 1  # beside the raw score, what the window shows
+    assert float(line["confidence"]) == pytest.approx(
+        Library(db_path=db, model=tiny_bundle).confidence(float(line["score"])))
     capsys.readouterr()
     assert mkt_desktop(["labels", "add", "   ", *common]) == 1
     assert "empty" in json.loads(capsys.readouterr().out)["error"]  # under --json, errors are JSON too
