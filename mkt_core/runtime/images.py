@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 # Phone photos: HEIC/HEIF through pillow-heif (or pi-heif), registered as a PIL opener so every
 # decoder here reads them. Camera RAW through rawpy (LibRaw): the embedded preview the camera made,
 # else a half-size demosaic, as digiKam and Immich show them.
+# Bump when a change alters the pixels `load_rgb` gives for some file: the window's thumbnail cache keys on it,
+# so a decoder fix redraws the thumbnails made before it.
+DECODER_VERSION = 2
+
 HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})
 RAW_SUFFIXES = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".rw2", ".orf",
                           ".raf", ".pef", ".srw", ".rwl", ".3fr", ".iiq", ".erf", ".kdc", ".mrw", ".x3f"})

@@ -64,6 +64,7 @@ class Progress:
     total: int
     rate: float  # files per second in this run
     eta_seconds: float | None
+    photos: tuple[tuple[int, str], ...] = ()  # (id, path) of the photos this batch added or updated
 
 
 @dataclass
@@ -128,19 +129,21 @@ class Indexer:
             if cancel is not None and cancel():
                 report.cancelled = True
                 break
-            self._index_batch(todo[start:start + self.batch_size], report)
+            placed = self._index_batch(todo[start:start + self.batch_size], report)
             if progress is not None:
                 done = min(start + self.batch_size, len(todo))
                 rate = done / max(time.monotonic() - started, 1e-9)
-                progress(Progress(done, len(todo), rate, (len(todo) - done) / rate if rate else None))
+                progress(Progress(done, len(todo), rate, (len(todo) - done) / rate if rate else None, placed))
         if not report.cancelled:
             report.removed = self._mark_missing(roots, set(found) | {p.path for p in problems})
         return report
 
     # -- one batch ----------------------------------------------------------------------------
 
-    def _index_batch(self, batch: list[tuple[int, FoundFile]], report: IndexReport) -> None:
+    def _index_batch(self, batch: list[tuple[int, FoundFile]], report: IndexReport) -> tuple[tuple[int, str], ...]:
+        """Embed and record one batch (one transaction); the (id, path) of its photos, committed."""
         failures: list[_Failure] = []
+        placed: list[tuple[int, str]] = []
         hashed: list[tuple[int, FoundFile, str]] = []
         contents: dict[str, bytes] = {}  # path -> the bytes hashed: decoded, and their header read, from memory
         for folder_id, item in batch:
@@ -186,7 +189,8 @@ class Indexer:
                 if digest in failed:
                     failures.append(_Failure(item.path, folder_id, *failed[digest]))
                     continue
-                self._place_photo(session, folder_id, item, digest, headers[item.path])
+                row = self._place_photo(session, folder_id, item, digest, headers[item.path])
+                placed.append((row.id, row.path))
                 if digest in embedded and to_embed[digest].path == item.path:
                     report.indexed += 1
                 else:
@@ -194,6 +198,7 @@ class Indexer:
             for failure in failures:
                 self._record_failure(session, failure, report)
             session.commit()
+        return tuple(placed)
 
     def _damaged(self, known: dict[str, int]) -> set[str]:
         """Known contents whose stored embedding is missing or not finite (written by a version that let NaN

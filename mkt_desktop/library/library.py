@@ -1050,8 +1050,8 @@ def _tagged(snapshot: Snapshot, scores: np.ndarray, threshold: float | None,
     count = int(np.count_nonzero(scores >= threshold)) if threshold is not None else 0
     for photo_id, status in decided:
         index = snapshot.index_of(photo_id)
-        above = threshold is not None and index is not None and scores[index] >= threshold
-        count += (status == "accepted" and not above) - (status == "rejected" and above)
+        above = threshold is not None and index is not None and bool(scores[index] >= threshold)
+        count += int(status == "accepted" and not above) - int(status == "rejected" and above)
     return count
 
 

@@ -10,7 +10,11 @@ what the model saw.
 import numpy as np
 from PIL import Image
 
+from mkt_core.runtime.images import DECODER_VERSION as _LOAD_RGB_VERSION
 from mkt_core.runtime.images import ImageLoadError, load_rgb
+
+# What made a thumbnail: the indexer's decoder and the resizing below (bump the second when it changes).
+DECODER_VERSION = f"load_rgb-{_LOAD_RGB_VERSION}.lanczos-1"
 
 
 def needs_own_decoder(path: str) -> bool:

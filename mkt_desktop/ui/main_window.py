@@ -4,7 +4,7 @@ Every library call runs on the `LibraryRunner` thread, and each one that changes
 changed; the window and its panels refresh from the runner's one `changed` signal, never by hand.
 """
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
@@ -48,7 +48,8 @@ from mkt_desktop.library import (
     year_range,
 )
 from mkt_desktop.settings import Settings
-from mkt_desktop.ui import dialogs
+from mkt_desktop.ui import dialogs, jobs
+from mkt_desktop.ui.confidence import readable, shown
 from mkt_desktop.ui.photo_grid import GridItem, PhotoGrid, PhotoModel
 from mkt_desktop.ui.photo_view import PhotoView
 from mkt_desktop.ui.settings_dialog import SettingsDialog
@@ -94,16 +95,37 @@ def start_folder() -> str:
     return pictures if pictures and Path(pictures).is_dir() else str(Path.home())
 
 
-def find_photos(library: Library, text: str, view: View, similar_to: int | None) -> tuple[list[PhotoRow], float | None]:
+@dataclass
+class Found:
+    """What a search gives the grid: the photos, and for searched words their threshold, the person's decisions
+    about them, and what to tell the person (no photo clearly matches, embeddings missing)."""
+
+    rows: list[PhotoRow]
+    threshold: float | None = None  # in shown units (confidence.py)
+    calibrated: bool = False
+    statuses: dict[int, str] = field(default_factory=dict)
+    note: str | None = None
+    warning: str | None = None
+
+
+def find_photos(library: Library, text: str, view: View, similar_to: int | None) -> Found:
     """What the grid shows (runs on the worker thread): photos like one, search hits, or every photo,
-    kept and ordered by the view; the threshold of the searched words."""
+    kept and ordered by the view; for searched words, their threshold and decisions."""
     if similar_to is not None:
-        return library.browse(view, library.similar(similar_to, limit=ALL_RESULTS))[:SEARCH_LIMIT], None
+        return Found(library.browse(view, library.similar(similar_to, limit=ALL_RESULTS))[:SEARCH_LIMIT])
     if not text:
-        return library.browse(view), None
+        return Found(library.browse(view))
     whole = view.filtered or view.sort != "best"
-    hits, threshold = library.search(text, ALL_RESULTS if whole else SEARCH_LIMIT)
-    return library.browse(view, hits)[:SEARCH_LIMIT], threshold
+    result = library.search(text, ALL_RESULTS if whole else SEARCH_LIMIT)
+    calibrated = library.calibrated
+    return Found(library.browse(view, result.hits)[:SEARCH_LIMIT],
+                 shown(result.threshold, result.threshold_confidence, calibrated), calibrated,
+                 library.label_statuses(text), result.note, result.warning)
+
+
+def same_label(a: str | None, b: str | None) -> bool:
+    """Whether two texts are one label ("Red  Boat" is "red boat")."""
+    return a is not None and b is not None and " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 class MainWindow(QMainWindow):
@@ -129,6 +151,7 @@ class MainWindow(QMainWindow):
         self.view = View()
         self.similar_to: tuple[int, str] | None = None  # "More like this": the photo id and its path
         self.undo_stack: list[Decision] = []
+        self._learned: dict[str, int] = {}  # label -> the decisions its scores learned from
         self.folder_paths_shown: list[str] = []
         self.problem_dialog: dialogs.ProblemDialog | None = None
         self.failures_dialog: dialogs.FailuresDialog | None = None
@@ -157,6 +180,10 @@ class MainWindow(QMainWindow):
         self.note.setWordWrap(True)
         self.note.setStyleSheet(INFO_STYLE)
         self.note.hide()
+        self.search_note = QLabel()  # what a search found out: an unknown label, missing embeddings
+        self.search_note.setWordWrap(True)
+        self.search_note.setStyleSheet(INFO_STYLE)
+        self.search_note.hide()
 
         self.folder_list = QListWidget()
         self.folder_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -203,6 +230,7 @@ class MainWindow(QMainWindow):
         centre_layout = QVBoxLayout(centre)
         centre_layout.setContentsMargins(0, 0, 0, 0)
         centre_layout.addLayout(controls)
+        centre_layout.addWidget(self.search_note)
         centre_layout.addWidget(self.pages, 1)
 
         self.label_list = QListWidget()
@@ -210,7 +238,7 @@ class MainWindow(QMainWindow):
         labels = QWidget()
         labels_layout = QVBoxLayout(labels)
         labels_layout.setContentsMargins(0, 0, 0, 0)
-        labels_layout.addWidget(QLabel("Labels (photos above threshold)"))
+        labels_layout.addWidget(QLabel("Labels (photos tagged: above threshold or accepted, not rejected)"))
         labels_layout.addWidget(self.label_list)
         labels_layout.addWidget(self.threshold_panel)
         self.photo_view = PhotoView(self.library, self.runner)
@@ -273,6 +301,8 @@ class MainWindow(QMainWindow):
         self.grid.open_failed.connect(self._open_failed)
         self.grid.selectionModel().selectionChanged.connect(lambda _selected, _deselected: self._grid_selection())
         self.photo_view.decided.connect(self._decided)
+        self.photo_view.counted.connect(self._show_label_info)
+        self.threshold_panel.threshold_changed.connect(self._threshold_changed)
         self.search_finished.connect(lambda _text: self._update_search_label())
         self.labels_refreshed.connect(self._update_search_label)
         self.label_list.currentItemChanged.connect(lambda _current, _previous: self._label_selection())
@@ -473,6 +503,8 @@ class MainWindow(QMainWindow):
         if new.thumbnail_size != old.thumbnail_size:
             self.photo_model.set_thumb_size(new.thumbnail_size)
             self.grid.set_thumb_size(new.thumbnail_size)
+        if new.skip_folders != old.skip_folders:  # read by the next index run (on the runner, like every call)
+            self.runner.submit(setattr, self.library, "skip_folders", tuple(new.skip_folders))
         database_changed = database_changed or new.database != old.database
         if database_changed or any(getattr(new, name) != getattr(old, name)
                                    for name in ("model", "device", "batch_size")):
@@ -493,7 +525,7 @@ class MainWindow(QMainWindow):
         db_path = (settings.database or None) if database_changed else self.library.db_path
         model_changed = settings.model != self.library.model_spec
         self.device_label.setText("Opening…")
-        self.runner.submit(Library, db_path=db_path, model=settings.model, engine_options=settings.engine_options,
+        self.runner.submit(Library, db_path=db_path, model=settings.model, **settings.library_options,
                            on_done=lambda library: self._switched(library, model_changed),
                            on_error=lambda exc: self._switch_failed(exc, previous))
 
@@ -555,7 +587,7 @@ class MainWindow(QMainWindow):
         everything.setData(Qt.ItemDataRole.UserRole, None)
         self.folder_list.addItem(everything)
         for path in paths:
-            item = QListWidgetItem(path)
+            item = QListWidgetItem(readable(path))
             item.setData(Qt.ItemDataRole.UserRole, path)
             self.folder_list.addItem(item)
         self.folder_list.setCurrentRow(paths.index(current) + 1 if current else 0)
@@ -658,6 +690,7 @@ class MainWindow(QMainWindow):
         self.progress_label.setText("Cancelling…")
 
     def _index_progress(self, progress: Progress) -> None:
+        self._show_indexed(progress.photos)
         self.progress_bar.setRange(0, max(progress.total, 1))
         self.progress_bar.setValue(progress.done)
         self.progress_label.setText(f"Indexing {progress.done}/{progress.total} · {progress.rate:.1f} photos/s"
@@ -671,6 +704,18 @@ class MainWindow(QMainWindow):
         if self._index_again:
             self._index_again = False
             QTimer.singleShot(0, lambda: self.start_indexing(quiet=True))
+
+    def _show_indexed(self, photos) -> None:
+        """Photos a running index has just added, into a plain photo list that would show them (the list is
+        read again when the run ends)."""
+        if (not photos or self.search_box.text().strip() or self.similar_to is not None
+                or self.view.taken_from is not None or self.view.taken_to is not None):
+            return
+        folder = self.view.folder
+        kept = [GridItem(photo_id, path) for photo_id, path in photos
+                if folder is None or Path(path).is_relative_to(folder)]
+        self.photo_model.add_items(kept)
+        self._update_empty()
 
     def _index_done(self, report: IndexReport) -> None:
         self._end_indexing()
@@ -751,14 +796,21 @@ class MainWindow(QMainWindow):
         self.runner.submit(find_photos, self.library, text, self.view, similar, on_error=self._job_failed,
                            on_done=lambda result: self._show_photos(generation, text, result))
 
-    def _show_photos(self, generation: int, text: str, result: tuple[list[PhotoRow], float | None]) -> None:
+    def _show_photos(self, generation: int, text: str, found: Found) -> None:
         if generation != self._search_generation:
             return  # a newer search is on its way
-        rows, threshold = result
-        self.photo_model.set_items([GridItem(r.photo_id, r.path, r.score) for r in rows], threshold)
-        if text and self.similar_to is None:
+        label = text if text and self.similar_to is None else None
+        self.photo_model.set_items([GridItem(r.photo_id, r.path, r.score, r.confidence, found.statuses.get(r.photo_id))
+                                    for r in found.rows], found.threshold, found.calibrated, label)
+        if label and self.threshold_panel.text is not None and same_label(label, self.threshold_panel.text) \
+                and self.threshold_panel.spin.isEnabled():
+            self.photo_model.set_threshold(self.threshold_panel.spin.value())  # one not saved yet
+        notes = [note for note in (found.note, found.warning) if note]
+        self.search_note.setText("\n".join(note[0].upper() + note[1:] for note in notes))
+        self.search_note.setVisible(bool(notes))
+        if label:
             above = sum(self.photo_model.is_above(item) for item in self.photo_model.items)
-            self.say(f"{len(rows)} photos for {text!r}, {above} above the threshold", 5000)
+            self.say(f"{len(found.rows)} photos for {text!r}, {above} tagged", 5000)
         self._update_empty()
         self.search_finished.emit(text)
 
@@ -795,7 +847,7 @@ class MainWindow(QMainWindow):
         self.search_box.clear()
         self.search_box.blockSignals(False)
         self.similar_to = (photo_id, path)
-        self.similar_chip.setText(f"Photos like {Path(path).name}  ✕")
+        self.similar_chip.setText(f"Photos like {readable(Path(path).name)}  ✕")
         self.similar_chip.show()
         self.refresh_photos()
 
@@ -815,8 +867,8 @@ class MainWindow(QMainWindow):
         self.label_list.blockSignals(True)
         self.label_list.clear()
         for info in labels:
-            learned = f" \u00b7 learned from {info.learned_from}" if info.learned_from else ""
-            self.label_list.addItem(f"{info.text} ({info.above_threshold}){learned}")
+            self._learned[info.text] = info.learned_from
+            self.label_list.addItem(self._label_line(info.text, info.tagged))
             if info.learned_from:
                 self.label_list.item(self.label_list.count() - 1).setToolTip(
                     f"Its scores learned from your {info.learned_from} accept and reject decisions "
@@ -828,6 +880,34 @@ class MainWindow(QMainWindow):
         if self.selected_label() != current:
             self._label_selection()
         self.labels_refreshed.emit()
+
+    def _show_label_info(self, info: LabelInfo | None) -> None:
+        """A label's new count, at once (the list is read again in the background after)."""
+        if info is None:
+            return
+        self._show_label_count(info.text, info.tagged)
+
+    def _label_line(self, text: str, tagged: int) -> str:
+        """"red star (12)": a label and the photos it tags, and how many decisions it learned from."""
+        learned = self._learned.get(text, 0)
+        return f"{text} ({tagged})" + (f" \u00b7 learned from {learned}" if learned else "")
+
+    def _show_label_count(self, text: str, tagged: int) -> None:
+        for row in range(self.label_list.count()):
+            item = self.label_list.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == text:
+                item.setText(self._label_line(text, tagged))
+
+    def _threshold_changed(self, text: str, value: float, tagged: int) -> None:
+        """The threshold panel moved: the label's count and, when the grid shows that label, its ★ marks."""
+        self._show_label_count(text, tagged)
+        if same_label(self.photo_model.label, text):
+            self.photo_model.set_threshold(value)
+
+    def _show_decision(self, decision: Decision, statuses: dict[int, str | None]) -> None:
+        """Marks on the tiles a decision (or its undoing) changed, when the grid shows its label."""
+        if same_label(self.photo_model.label, decision.label):
+            self.photo_model.set_statuses(statuses)
 
     def selected_label(self) -> str | None:
         item = self.label_list.currentItem()
@@ -873,10 +953,16 @@ class MainWindow(QMainWindow):
         if not text or not photo_ids:
             self.say("Type a label (or select one) and select photos to tag them", 5000)
             return
-        self.runner.submit(self.library.decide, photo_ids, text, status, on_error=self._job_failed,
-                           on_done=self._decided, changes={TAGS, LABELS})
+        self.runner.submit(jobs.decide, self.library, photo_ids, text, status, on_error=self._job_failed,
+                           on_done=self._decided_here, changes={TAGS, LABELS})
+
+    def _decided_here(self, result: tuple[Decision, LabelInfo | None]) -> None:
+        decision, info = result
+        self._show_label_info(info)
+        self._decided(decision)
 
     def _decided(self, decision: Decision) -> None:
+        self._show_decision(decision, dict.fromkeys(decision.before, decision.status))
         self.undo_stack.append(decision)
         self._update_undo()
         self.say(f"Done: {decision.describe()} (Ctrl+Z undoes it)", 5000)
@@ -888,10 +974,13 @@ class MainWindow(QMainWindow):
             return
         decision = self.undo_stack.pop()
         self._update_undo()
-        self.runner.submit(self.library.undo, decision, on_error=self._job_failed, changes={TAGS, LABELS},
-                           on_done=lambda _result: self._undone(decision))
+        self.runner.submit(jobs.undo, self.library, decision, on_error=self._job_failed, changes={TAGS, LABELS},
+                           on_done=self._undone)
 
-    def _undone(self, decision: Decision) -> None:
+    def _undone(self, result: tuple[Decision, LabelInfo | None]) -> None:
+        decision, info = result
+        self._show_label_info(info)
+        self._show_decision(decision, decision.before)
         self.say(f"Undone: {decision.describe()}", 5000)
         self.undone.emit(decision)
 

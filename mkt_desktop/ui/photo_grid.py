@@ -1,5 +1,8 @@
 """The photo grid: a list model of (photo_id, path, score) with thumbnails loaded lazily off the UI thread.
 
+For a searched label each tile says what the label does to the photo: ★ tagged (at or above the threshold),
+✓ accepted and ✗ rejected by the person (with a green or red border), and its confidence (see confidence.py).
+
 Thumbnails are kept in an on-disk cache (one small JPEG per photo, size and modification time), so a
 library of 50,000 photos decodes each photo once, not at every start.
 Double-click (or the context menu's "Open") opens a photo in the system viewer; photos can be dragged out as files.
@@ -25,10 +28,21 @@ from PySide6.QtCore import (
     QUrl,
     Signal,
 )
-from PySide6.QtGui import QColor, QContextMenuEvent, QDesktopServices, QImage, QImageReader, QKeyEvent, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu
+from PySide6.QtGui import (
+    QColor,
+    QContextMenuEvent,
+    QDesktopServices,
+    QImage,
+    QImageReader,
+    QKeyEvent,
+    QPainter,
+    QPen,
+    QPixmap,
+)
+from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QStyledItemDelegate, QStyleOptionViewItem
 
-from mkt_desktop.library.thumbnails import decode_thumbnail, needs_own_decoder
+from mkt_desktop.library.thumbnails import DECODER_VERSION, decode_thumbnail, needs_own_decoder
+from mkt_desktop.ui.confidence import NO_CALIBRATION, readable, shown, shown_text, tags
 
 THUMB_SIZE = 128
 
@@ -38,6 +52,12 @@ class GridItem:
     photo_id: int
     path: str
     score: float | None = None
+    confidence: float | None = None  # the calibrated confidence of `score`, 0 to 1
+    status: str | None = None  # the person's decision about the searched label: "accepted", "rejected" or None
+
+
+MARKS = {"accepted": "✓", "rejected": "✗"}
+BORDERS = {"accepted": QColor("#2e9e44"), "rejected": QColor("#c8372d")}
 
 
 class ThumbnailSignals(QObject):
@@ -50,7 +70,9 @@ def cached_thumbnail_path(cache_dir: Path, path: str, size: int) -> Path | None:
         st = os.stat(path)
     except OSError:
         return None
-    key = hashlib.sha1(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{size}".encode("utf-8", "surrogateescape"))
+    # the decoder's version: a decoder fix (a 16-bit PNG no longer black) shows in every thumbnail made before
+    key = hashlib.sha1(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{size}\0{DECODER_VERSION}".encode(
+        "utf-8", "surrogateescape"))
     digest = key.hexdigest()
     return cache_dir / digest[:2] / f"{digest}.jpg"
 
@@ -109,16 +131,20 @@ def _save_atomically(image: QImage, target: Path) -> None:
 
 
 class PhotoModel(QAbstractListModel):
-    """Rows of photos, best first when they come from a search; marks those at or above the threshold."""
+    """Rows of photos, best first when they come from a search; marks those the searched label tags."""
 
     PhotoIdRole = Qt.ItemDataRole.UserRole + 1
     ScoreRole = Qt.ItemDataRole.UserRole + 2
     PathRole = Qt.ItemDataRole.UserRole + 3
+    StatusRole = Qt.ItemDataRole.UserRole + 4
+    ShownRole = Qt.ItemDataRole.UserRole + 5  # the number the caption shows (confidence in % or raw score)
 
     def __init__(self, parent: QObject | None = None, cache_dir: Path | None = None, thumb_size: int = THUMB_SIZE):
         super().__init__(parent)
         self.items: list[GridItem] = []
-        self.threshold: float | None = None
+        self.threshold: float | None = None  # in shown units (see confidence.py)
+        self.calibrated = False
+        self.label: str | None = None  # the searched words the scores and decisions are for
         self.cache_dir = cache_dir
         self._thumbs: dict[str, QPixmap] = {}
         self._pending: set[str] = set()
@@ -137,34 +163,92 @@ class PhotoModel(QAbstractListModel):
         if self.items:
             self.dataChanged.emit(self.index(0), self.index(len(self.items) - 1), [Qt.ItemDataRole.DecorationRole])
 
-    def set_items(self, items: list[GridItem], threshold: float | None = None) -> None:
+    def set_items(self, items: list[GridItem], threshold: float | None = None, calibrated: bool = False,
+                  label: str | None = None) -> None:
+        """New rows; `threshold` in shown units, `label` the searched words (None: a plain photo list)."""
         self.beginResetModel()
         self.items = list(items)
-        self.threshold = threshold
+        self.threshold, self.calibrated, self.label = threshold, calibrated, label
         self.endResetModel()
+
+    def add_items(self, items: list[GridItem]) -> None:
+        """Photos just indexed, after those shown (a photo already shown is not added twice)."""
+        known = {item.photo_id for item in self.items}
+        new = [item for item in items if item.photo_id not in known]
+        if new:
+            self.beginInsertRows(QModelIndex(), len(self.items), len(self.items) + len(new) - 1)
+            self.items.extend(new)
+            self.endInsertRows()
+
+    def set_threshold(self, threshold: float | None) -> None:
+        """Another threshold for the searched label (shown units): the ★ marks follow at once."""
+        self.threshold = threshold
+        self._all_changed()
+
+    def set_statuses(self, statuses: dict[int, str | None]) -> None:
+        """The person's decisions about the searched label on some photos: their marks follow at once."""
+        for item in self.items:
+            if item.photo_id in statuses:
+                item.status = statuses[item.photo_id]
+        self._all_changed()
+
+    def _all_changed(self) -> None:
+        if self.items:
+            self.dataChanged.emit(self.index(0), self.index(len(self.items) - 1))
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.items)
 
+    def shown_value(self, item: GridItem) -> float | None:
+        return shown(item.score, item.confidence, self.calibrated)
+
     def is_above(self, item: GridItem) -> bool:
-        return item.score is not None and self.threshold is not None and item.score >= self.threshold
+        """Whether the searched label tags the photo: ★ (accepted, or above the threshold and not rejected)."""
+        if self.label is None:
+            return False
+        return tags(self.shown_value(item), self.threshold, item.status)
+
+    def caption(self, item: GridItem) -> str:
+        name = readable(Path(item.path).name)
+        if item.score is None and item.status is None:
+            return name
+        marks = ("★" if self.is_above(item) else "") + MARKS.get(item.status or "", "")
+        value = shown_text(self.shown_value(item), self.calibrated) if item.score is not None else ""
+        return f"{f'{marks} ' if marks else ''}{value}".strip() + f"\n{name}"
+
+    def tooltip(self, item: GridItem) -> str:
+        lines = [readable(item.path)]
+        label = f"\u201c{self.label}\u201d" if self.label else "the search"
+        if item.score is not None:
+            if self.calibrated and item.confidence is not None:
+                lines.append(f"{label}: {100 * item.confidence:.0f} % confidence (raw score {item.score:.3f})")
+            else:
+                lines.append(f"{label}: score {item.score:.3f}")
+        if self.threshold is not None and item.score is not None:
+            above = self.threshold is not None and (self.shown_value(item) or float("-inf")) >= self.threshold
+            lines.append(f"threshold {shown_text(self.threshold, self.calibrated)} — "
+                         f"{'above' if above else 'below'}")
+        if item.status == "accepted":
+            lines.append(f"✓ Accepted by you: tagged {label}")
+        elif item.status == "rejected":
+            lines.append(f"✗ Rejected by you: not tagged {label}")
+        elif self.is_above(item):
+            lines.append(f"★ Tagged {label} (above the threshold)")
+        if item.score is not None and not self.calibrated:
+            lines.append(NO_CALIBRATION)
+        return "\n".join(lines)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or index.row() >= len(self.items):
             return None
         item = self.items[index.row()]
-        name = Path(item.path).name
         if role == Qt.ItemDataRole.DisplayRole:
-            if item.score is None:
-                return name
-            return f"{'★ ' if self.is_above(item) else ''}{item.score:.3f}\n{name}"
-        if role == Qt.ItemDataRole.ToolTipRole:
-            lines = [item.path]
-            if item.score is not None:
-                lines.append(f"score {item.score:.4f}")
-            if self.threshold is not None:
-                lines.append(f"threshold {self.threshold:.4f} — {'above' if self.is_above(item) else 'below'}")
-            return "\n".join(lines)
+            return self.caption(item)
+        if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleDescriptionRole):
+            return self.tooltip(item)
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return self.tooltip(item).split("\n", 1)[-1].replace("\n", "; ") if item.score is not None \
+                else readable(item.path)
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnail(item.path)
         if role == self.PhotoIdRole:
@@ -173,6 +257,10 @@ class PhotoModel(QAbstractListModel):
             return item.score
         if role == self.PathRole:
             return item.path
+        if role == self.StatusRole:
+            return item.status
+        if role == self.ShownRole:
+            return self.shown_value(item)
         return None
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
@@ -226,6 +314,19 @@ class PhotoModel(QAbstractListModel):
         self._pool.waitForDone()
 
 
+class TileDelegate(QStyledItemDelegate):
+    """Draws a tile as Qt does, with a green (accepted) or red (rejected) border."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().paint(painter, option, index)
+        color = BORDERS.get(index.data(PhotoModel.StatusRole) or "")
+        if color is not None:
+            painter.save()
+            painter.setPen(QPen(color, 3))
+            painter.drawRect(option.rect.adjusted(1, 1, -2, -2))
+            painter.restore()
+
+
 class PhotoGrid(QListView):
     """An icon grid; Space and Delete ask to accept or reject the search text on the selected photos."""
 
@@ -246,6 +347,7 @@ class PhotoGrid(QListView):
         self.setDragEnabled(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.setDefaultDropAction(Qt.DropAction.CopyAction)
+        self.setItemDelegate(TileDelegate(self))
         self.doubleClicked.connect(self.open_index)
 
     def set_thumb_size(self, size: int) -> None:

@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from mkt_desktop.library import Library, PhotoLabel, describe_error
+from mkt_desktop.ui import jobs
+from mkt_desktop.ui.confidence import NO_CALIBRATION, readable, shown, shown_text
 from mkt_desktop.ui.photo_grid import ThumbnailJob, ThumbnailSignals
 from mkt_desktop.ui.workers import LABELS, LIBRARY, PHOTOS, TAGS, LibraryRunner
 
@@ -65,13 +67,20 @@ def _short(label: str, limit: int = 24) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "\u2026"
 
 
-def score_text(score: float | None, threshold: float | None) -> str:
-    """"0.612 / 0.580 ✓": the score against the label's threshold, ticked when at or above it."""
-    if score is None:
+def score_text(value: float | None, threshold: float | None, calibrated: bool = False) -> str:
+    """"87 % / 50 % ✓" (or raw "0.612 / 0.580 ✓"): the label against its threshold, ticked when at or above it."""
+    if value is None:
         return "—"
     if threshold is None:
-        return f"{score:.3f}"
-    return f"{score:.3f} / {threshold:.3f} {'✓' if score >= threshold else '✗'}"
+        return shown_text(value, calibrated)
+    return f"{shown_text(value, calibrated)} / {shown_text(threshold, calibrated)} {'✓' if value >= threshold else '✗'}"
+
+
+def load_photo_labels(library: Library, photo_id: int, limit: int) -> tuple[list[PhotoLabel], list[float | None], bool]:
+    """A photo's best labels, each threshold's confidence, and whether the model is calibrated (worker thread)."""
+    rows = library.photo_labels(photo_id, limit=limit)
+    thresholds = [None if row.threshold is None else float(library.confidence(row.threshold)) for row in rows]
+    return rows, thresholds, library.calibrated
 
 
 class PhotoView(QWidget):
@@ -80,6 +89,7 @@ class PhotoView(QWidget):
     labels_shown = Signal(int)  # the photo id whose labels the table now shows
     heat_map_changed = Signal(bool)  # whether the photo is now drawn with a heat map
     decided = Signal(object)  # the saved Decision
+    counted = Signal(object)  # the decided label's LabelInfo after the decision
 
     def __init__(self, library: Library, runner: LibraryRunner, parent: QWidget | None = None):
         super().__init__(parent)
@@ -88,6 +98,7 @@ class PhotoView(QWidget):
         self.photo_id: int | None = None
         self.path: str | None = None
         self.labels: list[PhotoLabel] = []
+        self.calibrated = False
         self._generation = 0
         self._image = QImage()
         self._plain = QPixmap()  # the photo scaled to the label, without a heat map
@@ -126,7 +137,7 @@ class PhotoView(QWidget):
         self.heat_checkbox.setToolTip("Show where in the photo the selected label (or the searched label) is")
 
         self.table = QTableWidget(0, 3)
-        self.table.setHorizontalHeaderLabels(["Label", "Score / threshold", "Status"])
+        self.table.setHorizontalHeaderLabels(["Label", "Confidence / threshold", "Status"])
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -177,7 +188,7 @@ class PhotoView(QWidget):
         self.clear()
         self.photo_id, self.path = photo_id, path
         self.image_label.setText("Loading…")
-        self.path_label.setText(path)
+        self.path_label.setText(readable(path))
         self._pool.start(ThumbnailJob(path, self._signals, PREVIEW_SIZE))
         self.refresh_labels()
 
@@ -185,19 +196,26 @@ class PhotoView(QWidget):
         if self.photo_id is None:
             return
         photo_id, generation = self.photo_id, self._generation
-        self.runner.submit(self.library.photo_labels, photo_id, limit=LABEL_LIMIT,
-                           on_done=lambda rows: self._show_labels(generation, photo_id, rows),
+        self.runner.submit(load_photo_labels, self.library, photo_id, LABEL_LIMIT,
+                           on_done=lambda result: self._show_labels(generation, photo_id, *result),
                            on_error=self._failed)
 
-    def _show_labels(self, generation: int, photo_id: int, rows: list[PhotoLabel]) -> None:
+    def _show_labels(self, generation: int, photo_id: int, rows: list[PhotoLabel],
+                     threshold_confidences: list[float | None], calibrated: bool) -> None:
         if generation != self._generation:
             return  # another photo was selected meanwhile
         selected = self.selected_label()
         self.labels = list(rows)
+        self.calibrated = calibrated
+        header = self.table.horizontalHeaderItem(1)
+        header.setText("Confidence / threshold" if calibrated else "Score / threshold")
+        header.setToolTip("" if calibrated else NO_CALIBRATION)
         self.table.setRowCount(len(rows))
-        for row, label in enumerate(rows):
+        for row, (label, threshold_confidence) in enumerate(zip(rows, threshold_confidences, strict=True)):
+            value = shown(label.score, label.confidence, calibrated)
+            threshold = shown(label.threshold, threshold_confidence, calibrated)
             self.table.setItem(row, 0, QTableWidgetItem(label.label))
-            self.table.setItem(row, 1, QTableWidgetItem(score_text(label.score, label.threshold)))
+            self.table.setItem(row, 1, QTableWidgetItem(score_text(value, threshold, calibrated)))
             self.table.setItem(row, 2, QTableWidgetItem(label.status))
             if label.label == selected:
                 self.table.selectRow(row)
@@ -309,11 +327,16 @@ class PhotoView(QWidget):
         label = self.current_label()
         if label is None or self.photo_id is None:
             return
-        self.runner.submit(self.library.decide, [self.photo_id], label, status, on_error=self._failed,
-                           on_done=self.decided.emit, changes={TAGS, LABELS})
+        self.runner.submit(jobs.decide, self.library, [self.photo_id], label, status, on_error=self._failed,
+                           on_done=self._decided, changes={TAGS, LABELS})
+
+    def _decided(self, result) -> None:
+        decision, info = result
+        self.counted.emit(info)
+        self.decided.emit(decision)
 
     def _failed(self, exc: Exception) -> None:
-        self.path_label.setText(f"{self.path or ''}\nError: {describe_error(exc, self.library.db_path)}")
+        self.path_label.setText(f"{readable(self.path or '')}\nError: {describe_error(exc, self.library.db_path)}")
 
     def wait(self) -> None:
         self._pool.waitForDone()

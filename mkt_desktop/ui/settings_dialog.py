@@ -1,5 +1,7 @@
-"""The Settings dialog: model, device, batch size, thumbnail size and database location."""
+"""The Settings dialog: model, device, batch size, thumbnail size, database location and the folders indexing
+skips. Whatever it does not show is kept as it was (OK never resets a setting it has no field for)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -53,6 +55,10 @@ class SettingsDialog(QDialog):
         self.database_edit.setPlaceholderText("library.sqlite in the user data folder")
         browse_db = QPushButton("File…")
         browse_db.clicked.connect(self._choose_database)
+        self.base = settings
+        self.skip_edit = QLineEdit(", ".join(settings.skip_folders))
+        self.skip_edit.setToolTip("Folder names indexing never walks, separated by commas; shell patterns "
+                                  "(.* for hidden folders), any case")
 
         form = QFormLayout(self)
         form.addRow("Model", _row(self.model_box, browse_model, browse_clip))
@@ -60,6 +66,7 @@ class SettingsDialog(QDialog):
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Thumbnail size", self.thumb_spin)
         form.addRow("Database", _row(self.database_edit, browse_db))
+        form.addRow("Skip folders", self.skip_edit)
         note = QLabel("Everything applies when you press OK: another model is loaded and the photos are "
                       "indexed for it; another database is opened (a new file is created).")
         note.setWordWrap(True)
@@ -71,9 +78,10 @@ class SettingsDialog(QDialog):
 
     def settings(self) -> Settings:
         """What the dialog shows, as settings (raises ValueError for a model left empty)."""
-        return Settings(model=self.model_box.currentText().strip(), device=self.device_box.currentText(),
-                        batch_size=self.batch_spin.value(), thumbnail_size=self.thumb_spin.value(),
-                        database=self.database_edit.text().strip())
+        skipped = [name.strip() for name in self.skip_edit.text().split(",") if name.strip()]
+        return replace(self.base, model=self.model_box.currentText().strip(), device=self.device_box.currentText(),
+                       batch_size=self.batch_spin.value(), thumbnail_size=self.thumb_spin.value(),
+                       database=self.database_edit.text().strip(), skip_folders=skipped)
 
     def _choose_bundle(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "A model bundle folder (written by mkt-train export)")
