@@ -302,6 +302,7 @@ class MainWindow(QMainWindow):
         self.grid.selectionModel().selectionChanged.connect(lambda _selected, _deselected: self._grid_selection())
         self.photo_view.decided.connect(self._decided)
         self.photo_view.counted.connect(self._show_label_info)
+        self.photo_view.deciding.connect(self.threshold_panel.save_pending)
         self.threshold_panel.threshold_changed.connect(self._threshold_changed)
         self.search_finished.connect(lambda _text: self._update_search_label())
         self.labels_refreshed.connect(self._update_search_label)
@@ -953,6 +954,7 @@ class MainWindow(QMainWindow):
         if not text or not photo_ids:
             self.say("Type a label (or select one) and select photos to tag them", 5000)
             return
+        self.threshold_panel.save_pending()  # a threshold just moved counts in the decision's numbers
         self.runner.submit(jobs.decide, self.library, photo_ids, text, status, on_error=self._job_failed,
                            on_done=self._decided_here, changes={TAGS, LABELS})
 
@@ -974,6 +976,7 @@ class MainWindow(QMainWindow):
             return
         decision = self.undo_stack.pop()
         self._update_undo()
+        self.threshold_panel.save_pending()
         self.runner.submit(jobs.undo, self.library, decision, on_error=self._job_failed, changes={TAGS, LABELS},
                            on_done=self._undone)
 

@@ -45,6 +45,7 @@ from mkt_desktop.library.thumbnails import DECODER_VERSION, decode_thumbnail, ne
 from mkt_desktop.ui.confidence import NO_CALIBRATION, readable, shown, shown_text, tags
 
 THUMB_SIZE = 128
+TILE_MARGIN = 12  # pixels around a tile's thumbnail and caption
 
 
 @dataclass
@@ -61,7 +62,8 @@ BORDERS = {"accepted": QColor("#2e9e44"), "rejected": QColor("#c8372d")}
 
 
 class ThumbnailSignals(QObject):
-    loaded = Signal(str, int, QImage)  # path, thumbnail size asked for, image
+    # path (object, not str: a Qt string would mangle a name's undecodable bytes), size asked for, image
+    loaded = Signal(object, int, QImage)
 
 
 def cached_thumbnail_path(cache_dir: Path, path: str, size: int) -> Path | None:
@@ -304,18 +306,33 @@ class PhotoModel(QAbstractListModel):
         self._pending.discard(path)
         # One asked for before the size changed is dropped; the repaint below asks again at the new size.
         if size == self.thumb_size:
-            self._thumbs[path] = QPixmap.fromImage(image) if not image.isNull() else self._placeholder
+            self._thumbs[path] = self._square(image) if not image.isNull() else self._placeholder
         for row, item in enumerate(self.items):
             if item.path == path:
                 index = self.index(row)
                 self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def _square(self, image: QImage) -> QPixmap:
+        """The thumbnail centred on a transparent square: every tile has one size, portrait or landscape,
+        so a grid of equal tiles never clips one (the view lays out uniform tiles)."""
+        square = QPixmap(self.thumb_size, self.thumb_size)
+        square.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(square)
+        painter.drawImage((self.thumb_size - image.width()) // 2, (self.thumb_size - image.height()) // 2, image)
+        painter.end()
+        return square
 
     def wait(self) -> None:
         self._pool.waitForDone()
 
 
 class TileDelegate(QStyledItemDelegate):
-    """Draws a tile as Qt does, with a green (accepted) or red (rejected) border."""
+    """Draws a tile as Qt does, with a green (accepted) or red (rejected) border; every tile is as tall as a
+    thumbnail and two lines of caption, whatever its caption, so no tile is clipped when captions change."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        size = self.parent().iconSize()
+        return QSize(size.width() + TILE_MARGIN, size.height() + 2 * option.fontMetrics.lineSpacing() + TILE_MARGIN)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         super().paint(painter, option, index)
@@ -341,18 +358,18 @@ class PhotoGrid(QListView):
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
         self.setUniformItemSizes(True)
+        self.setItemDelegate(TileDelegate(self))
         self.set_thumb_size(thumb_size)
-        self.setWordWrap(True)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # "IMG_2024…1234.jpg": the number stays
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setDragEnabled(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.setDefaultDropAction(Qt.DropAction.CopyAction)
-        self.setItemDelegate(TileDelegate(self))
         self.doubleClicked.connect(self.open_index)
 
     def set_thumb_size(self, size: int) -> None:
         self.setIconSize(QSize(size, size))
-        self.setGridSize(QSize(size + 24, size + 48))
+        self.setGridSize(QSize(size + 2 * TILE_MARGIN, size + 2 * self.fontMetrics().lineSpacing() + 2 * TILE_MARGIN))
 
     def open_index(self, index: QModelIndex) -> None:
         """Open the photo in the system's viewer."""

@@ -90,6 +90,7 @@ class PhotoView(QWidget):
     heat_map_changed = Signal(bool)  # whether the photo is now drawn with a heat map
     decided = Signal(object)  # the saved Decision
     counted = Signal(object)  # the decided label's LabelInfo after the decision
+    deciding = Signal()  # a decision is about to be submitted (a pending threshold is saved before it)
 
     def __init__(self, library: Library, runner: LibraryRunner, parent: QWidget | None = None):
         super().__init__(parent)
@@ -327,6 +328,7 @@ class PhotoView(QWidget):
         label = self.current_label()
         if label is None or self.photo_id is None:
             return
+        self.deciding.emit()
         self.runner.submit(jobs.decide, self.library, [self.photo_id], label, status, on_error=self._failed,
                            on_done=self._decided, changes={TAGS, LABELS})
 
