@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mkt_desktop.ui.confidence import readable
+
 # The fixes a problem dialog can offer: key -> button text.
 USE_DEMO = "demo"
 LOCAL_CLIP = "clip-file"
@@ -99,7 +101,7 @@ class FailuresDialog(QDialog):
     def show_failures(self, failures: list[tuple[str, str]]) -> None:
         self.table.setRowCount(len(failures))
         for row, (path, reason) in enumerate(failures):
-            self.table.setItem(row, 0, QTableWidgetItem(path))
+            self.table.setItem(row, 0, QTableWidgetItem(readable(path)))
             self.table.setItem(row, 1, QTableWidgetItem(reason))
         self.summary.setText(f"{len(failures)} file(s) could not be read; they are skipped until they change."
                              if failures else "Every file was read.")

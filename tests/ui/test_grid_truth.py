@@ -207,7 +207,8 @@ def test_grid_photo_view_and_threshold_panel_show_one_confidence(qtbot, tmp_path
     saved_label_searched(qtbot, window, "red star")
     model = window.photo_model
     item = model.items[0]
-    window.library.set_tag(item.photo_id, "red star", "accepted")  # so that the photo view lists the label
+    window.runner.submit(window.library.set_tag, item.photo_id, "red star", "accepted", changes={TAGS})
+    wait_idle(qtbot, window)  # accepted, so that the photo view lists the label
     search(qtbot, window, "")
     search(qtbot, window, "red star")
     grid_text = caption(window, 0).split("\n")[0]  # "★✓ 12 %"
@@ -227,6 +228,15 @@ def test_grid_photo_view_and_threshold_panel_show_one_confidence(qtbot, tmp_path
     assert panel.spin.suffix() == " %"
     assert f"{panel.spin.value():.0f} %" == threshold_percent  # the panel's threshold is the view's
     assert NO_CALIBRATION not in model.data(model.index(0), Qt.ItemDataRole.ToolTipRole)
+
+    # a threshold set in %: the marks follow at once, and the library keeps the raw score it stands for
+    panel.spin.setValue(99.0)
+    assert starred(window)[1:] == [False] * 3 and starred(window)[0]  # only the accepted photo keeps its ★
+    assert label_row_text(window, "red star") == "red star (1)"
+    with qtbot.waitSignal(panel.threshold_saved, timeout=WAIT_MS):
+        pass
+    info = next(i for i in window.library.labels() if i.text == "red star")
+    assert info.threshold_confidence == pytest.approx(0.99, abs=1e-6) and info.tagged == 1
     window.close()
 
 
