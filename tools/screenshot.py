@@ -6,6 +6,7 @@ the first run (an empty library), and the dialog a model that cannot be loaded o
         --scene first-run
     HF_HUB_OFFLINE=1 xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshot.py \
         docs/screenshots/model-error.png --scene model-error    # clip:ViT-B-16/openai offline, not in the cache
+    QT_QPA_PLATFORM=offscreen .venv/bin/python tools/screenshot.py docs/screenshots/grid-marks.png --scene grid-marks
 
 Needs Debian's xvfb, xauth, libxcb-icccm4, libxcb-keysyms1, libxcb-cursor0 and imagemagick (for `import`).
 
@@ -75,8 +76,44 @@ def first_run(app: QApplication, out: str, model: str) -> int:
     return 0
 
 
+def grid_marks(app: QApplication, out: str, label: str = "cyan star") -> int:
+    """The grid's marks: one photo above the threshold rejected (✗, red border), one below it accepted (✓, green)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = Path(tmp) / "demo-photos"
+        write_demo_photos(photos, count=48, seed=3, world=WorldSpec(image_size=160))
+        library = Library(db_path=Path(tmp) / "library.sqlite", model="demo")
+        library.add_folder(photos)
+        library.index()
+        library.add_label(label)
+        hits = library.search(label, limit=100).hits
+        above = [hit for hit in hits if hit.confidence >= 0.5]
+        below = [hit for hit in hits if hit.confidence < 0.5]
+        library.decide([above[min(1, len(above) - 1)].photo_id], label, "rejected")
+        library.decide([below[0].photo_id], label, "accepted")
+        window = MainWindow(library)
+        window.resize(1280, 760)
+        window.show()
+        wait_until(app, lambda: not window.runner.busy() and label in window.label_texts())
+        window.label_list.setCurrentRow(window.label_texts().index(label))
+        searched = []
+        window.search_finished.connect(searched.append)
+        window.search_box.setText(label)
+        wait_until(app, lambda: label in searched and not window.runner.busy())
+        window.grid.setCurrentIndex(window.photo_model.index(1))
+        wait_until(app, lambda: all(window.photo_model.has_thumbnail(i.path) for i in window.photo_model.items[:9]))
+        window.photo_view.wait()
+        wait_until(app, lambda: not window.runner.busy())
+        QTimer.singleShot(1500, lambda: (window.grab().save(out), app.quit()))
+        app.exec()
+        window.close()
+    print(f"wrote {out}")
+    return 0
+
+
 def main(out: str, scene: str = "demo") -> int:
     app = QApplication(sys.argv[:1])
+    if scene == "grid-marks":
+        return grid_marks(app, out)
     if scene == "first-run":
         return first_run(app, out, "demo")
     if scene == "model-error":
@@ -117,6 +154,6 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="Take a screenshot of the window under X (Xvfb).")
     parser.add_argument("out", nargs="?", default="screenshot.png")
-    parser.add_argument("--scene", default="demo", choices=("demo", "first-run", "model-error"))
+    parser.add_argument("--scene", default="demo", choices=("demo", "first-run", "model-error", "grid-marks"))
     arguments = parser.parse_args()
     sys.exit(main(arguments.out, arguments.scene))
