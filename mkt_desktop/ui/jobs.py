@@ -5,9 +5,9 @@ from mkt_desktop.library import Decision, LabelInfo, Library
 
 
 def label_info(library: Library, text: str) -> LabelInfo | None:
-    """A saved label's threshold and counts, whatever its source."""
+    """A saved label's threshold and counts (a decision saves its label as the person's)."""
     key = text.casefold()
-    return next((info for info in library.labels(source=None) if info.text.casefold() == key), None)
+    return next((info for info in library.labels() if info.text.casefold() == key), None)
 
 
 def decide(library: Library, photo_ids: list[int], text: str, status: str | None) -> tuple[Decision, LabelInfo | None]:

@@ -822,7 +822,7 @@ class MainWindow(QMainWindow):
             return
         no_folders = not self.folder_paths_shown
         if self.indexing:
-            title, text = "Indexing…", "The photos appear here when the folders have been read."
+            title, text = "Indexing…", "The photos appear here as they are indexed."
         elif no_folders:
             title = "No photos yet"
             text = ("Add a folder of photos: it is indexed at once, then type any words above to find photos "

@@ -35,7 +35,7 @@ def load_label_scores(library: Library, text: str) -> LabelScores:
     """Every photo's score for a saved label, the decisions and its thresholds (runs on the worker thread)."""
     result = library.search(text, limit=100000)
     calibrated = library.calibrated
-    info = next((info for info in library.labels(source=None) if info.text == text), None)
+    info = next((info for info in library.labels() if info.text == text), None)
     decided = library.label_statuses(text)
     effective = shown(info.effective_threshold, info.threshold_confidence, calibrated) if info else None
     return LabelScores(text, [shown(hit.score, hit.confidence, calibrated) for hit in result.hits],
