@@ -330,11 +330,16 @@ class TileDelegate(QStyledItemDelegate):
     """Draws a tile as Qt does, with a green (accepted) or red (rejected) border; every tile is as tall as a
     thumbnail and two lines of caption, whatever its caption, so no tile is clipped when captions change."""
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
-        size = self.parent().iconSize()
+    def __init__(self, view: QListView):
+        super().__init__(view)
+        self.view = view
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        size = self.view.iconSize()
         return QSize(size.width() + TILE_MARGIN, size.height() + 2 * option.fontMetrics.lineSpacing() + TILE_MARGIN)
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
         super().paint(painter, option, index)
         color = BORDERS.get(index.data(PhotoModel.StatusRole) or "")
         if color is not None:

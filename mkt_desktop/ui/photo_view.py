@@ -208,9 +208,9 @@ class PhotoView(QWidget):
         selected = self.selected_label()
         self.labels = list(rows)
         self.calibrated = calibrated
-        header = self.table.horizontalHeaderItem(1)
-        header.setText("Confidence / threshold" if calibrated else "Score / threshold")
+        header = QTableWidgetItem("Confidence / threshold" if calibrated else "Score / threshold")
         header.setToolTip("" if calibrated else NO_CALIBRATION)
+        self.table.setHorizontalHeaderItem(1, header)
         self.table.setRowCount(len(rows))
         for row, (label, threshold_confidence) in enumerate(zip(rows, threshold_confidences, strict=True)):
             value = shown(label.score, label.confidence, calibrated)

@@ -38,7 +38,8 @@ def load_label_scores(library: Library, text: str) -> LabelScores:
     info = next((info for info in library.labels() if info.text == text), None)
     decided = library.label_statuses(text)
     effective = shown(info.effective_threshold, info.threshold_confidence, calibrated) if info else None
-    return LabelScores(text, [shown(hit.score, hit.confidence, calibrated) for hit in result.hits],
+    values = [shown(hit.score, hit.confidence, calibrated) for hit in result.hits]
+    return LabelScores(text, [hit.score if v is None else v for hit, v in zip(result.hits, values, strict=True)],
                        [decided.get(hit.photo_id) for hit in result.hits], info.threshold if info else None,
                        effective, calibrated)
 
