@@ -238,7 +238,10 @@ class MainWindow(QMainWindow):
         labels = QWidget()
         labels_layout = QVBoxLayout(labels)
         labels_layout.setContentsMargins(0, 0, 0, 0)
-        labels_layout.addWidget(QLabel("Labels (photos tagged: above threshold or accepted, not rejected)"))
+        labels_heading = QLabel("Labels (photos tagged)")
+        labels_heading.setToolTip("How many photos each label tags: those at or above its threshold that you did "
+                                  "not reject, and those you accepted (what Export writes)")
+        labels_layout.addWidget(labels_heading)
         labels_layout.addWidget(self.label_list)
         labels_layout.addWidget(self.threshold_panel)
         self.photo_view = PhotoView(self.library, self.runner)

@@ -248,9 +248,8 @@ class PhotoModel(QAbstractListModel):
             return self.caption(item)
         if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleDescriptionRole):
             return self.tooltip(item)
-        if role == Qt.ItemDataRole.AccessibleTextRole:
-            return self.tooltip(item).split("\n", 1)[-1].replace("\n", "; ") if item.score is not None \
-                else readable(item.path)
+        if role == Qt.ItemDataRole.AccessibleTextRole:  # a screen reader's line: the name, then what the marks say
+            return "; ".join([readable(Path(item.path).name), *self.tooltip(item).split("\n")[1:]])
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnail(item.path)
         if role == self.PhotoIdRole:

@@ -101,6 +101,8 @@ def test_accept_reject_and_undo_mark_tiles_and_move_the_count_in_the_same_turn(q
     assert count == "red boat (1)"
     tooltip = window.photo_model.data(window.photo_model.index(0), Qt.ItemDataRole.ToolTipRole)
     assert "Accepted by you" in tooltip
+    spoken = window.photo_model.data(window.photo_model.index(0), Qt.ItemDataRole.AccessibleTextRole)
+    assert spoken.startswith("photo") and "Accepted by you" in spoken  # what a screen reader says of the tile
     wait_idle(qtbot, window)
     # visibly: a green border around the accepted tile
     rect = window.grid.visualRect(window.photo_model.index(0))
