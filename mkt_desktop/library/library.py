@@ -1021,6 +1021,17 @@ class Library:
 
         return taken_years(self)
 
+    def label_column(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """A saved label's score for every indexed photo and those photos' ids, `[P]` each in one order:
+        the threshold panel's range and counts, with no SQL row or Python object per photo (search's
+        hits fetch a path each: 100,000 of them for a panel)."""
+        text = self.check_label(text)
+        with self._lock:
+            snapshot, (scores,) = self.label_scores([text])
+        if scores is None:
+            raise LabelError(f"label {text!r} cannot be used with this model: {self.label_problem(text)}")
+        return snapshot.photo_ids, scores
+
     def label_statuses(self, label: str) -> dict[int, str]:
         """Photo id -> "accepted" or "rejected": a person's decisions about one label."""
         from mkt_desktop.library.decisions import label_statuses

@@ -33,15 +33,14 @@ class LabelScores:
 
 def load_label_scores(library: Library, text: str) -> LabelScores:
     """Every photo's score for a saved label, the decisions and its thresholds (runs on the worker thread)."""
-    result = library.search(text, limit=100000)
+    photo_ids, raw = library.label_column(text)
     calibrated = library.calibrated
     info = next((info for info in library.labels() if info.text == text), None)
     decided = library.label_statuses(text)
     effective = shown(info.effective_threshold, info.threshold_confidence, calibrated) if info else None
-    values = [shown(hit.score, hit.confidence, calibrated) for hit in result.hits]
-    return LabelScores(text, [hit.score if v is None else v for hit, v in zip(result.hits, values, strict=True)],
-                       [decided.get(hit.photo_id) for hit in result.hits], info.threshold if info else None,
-                       effective, calibrated)
+    values = 100.0 * library.confidence(raw) if calibrated else raw  # shown units, as confidence.shown
+    return LabelScores(text, [float(v) for v in values], [decided.get(int(p)) for p in photo_ids],
+                       info.threshold if info else None, effective, calibrated)
 
 
 def save_threshold(library: Library, text: str, value: float | None, calibrated: bool) -> None:
