@@ -38,8 +38,9 @@ def test_a_label_an_older_version_let_in_is_left_out_of_xmp_and_everything_else_
     run = cli("export", "--xmp", "--csv", str(out_csv), "--json-file", str(out_json), "--json", *common)
     assert run.returncode == 0, run.stderr
     result = strict_json(run.stdout)
-    assert result["xmp_written"] == 3 and len(result["xmp_problems"]) == 1
-    assert "U+FFFF" in result["xmp_problems"][0]["reason"] and "U+FFFF" in run.stderr
+    # the photo it was accepted on is named (photos it now tags from what it learned may be too), for that reason only
+    assert result["xmp_written"] == 3 and str(files[0]) in {p["path"] for p in result["xmp_problems"]}
+    assert all("U+FFFF" in p["reason"] for p in result["xmp_problems"]) and "U+FFFF" in run.stderr
     assert all("harbour" in read_subjects(sidecar_path(f)) for f in files)
     assert "bad\uffff" in out_csv.read_text(encoding="utf-8")  # CSV and JSON can hold it
     assert len(json.loads(out_json.read_text(encoding="utf-8"))) == 3
@@ -99,8 +100,11 @@ def test_a_killed_export_leaves_no_temporary_file_after_the_next_one(tagged, tmp
     lib, files, common = tagged
     out = tmp_path / "exports" / "tags.csv"
     out.parent.mkdir()
-    run = killed_cli("before-replace", 1, "export", "--csv", str(out), *common)  # killed before its rename
-    assert run.returncode == KILLED
+    for count in range(1, 20):  # killed before a rename: the store's and score columns' own come first
+        run = killed_cli("before-replace", count, "export", "--csv", str(out), *common)
+        assert run.returncode == KILLED, "the export's rename was never reached"
+        if [p.name for p in out.parent.iterdir() if p.name.endswith(".tmp")]:
+            break  # killed before the CSV's rename: its temporary file is left
     assert [p.name for p in out.parent.iterdir() if p.name.endswith(".tmp")]
     old_style = out.parent / f".{out.name}.0123abcd.tmp"  # what a version before this one left
     old_style.write_text("half")
