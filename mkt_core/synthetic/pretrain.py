@@ -63,6 +63,9 @@ VISION_TOWERS: dict[str, dict[str, Any]] = {
                     "timm_proj": "linear"},
     # open_clip's own ModifiedResNet (CLIP's RN50 design: 3-conv stem, attention pooling), scaled down.
     "rn-w16": {"layers": [1, 1, 1, 1], "width": 16},
+    # open_clip's own ViT: 8 x 8 patch tokens at 64 px and a CLS token, so the teacher has a patch grid
+    # (two-stream scoring of its tokens, and a student that starts as a copy of it).
+    "vit-p8-w96": {"layers": 4, "width": 96, "head_width": 32, "mlp_ratio": 2.0, "patch_size": 8},
     # The calibration note's tower: far slower here, for a GPU machine.
     "resnet18": {"timm_model_name": "resnet18", "timm_model_pretrained": False, "timm_pool": "avg",
                  "timm_proj": "linear"},
@@ -70,6 +73,7 @@ VISION_TOWERS: dict[str, dict[str, Any]] = {
 
 PRESETS: dict[str, dict[str, Any]] = {
     "toy": {"embed_dim": 128, "vision": "test-resnet", "text_cfg": TEXT_CFG},
+    "toy-vit": {"embed_dim": 128, "vision": "vit-p8-w96", "text_cfg": TEXT_CFG},
     "toy-rn": {"embed_dim": 128, "vision": "rn-w16", "text_cfg": TEXT_CFG},
     "toy-resnet18": {"embed_dim": 128, "vision": "resnet18", "text_cfg": TEXT_CFG},
     # For tests: seconds, not minutes.
