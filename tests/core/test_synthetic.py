@@ -203,3 +203,27 @@ def test_the_shipped_teachers_numbers_are_what_evaluating_it_gives():
     assert measured["label_binding_pairs"] == recorded["label_binding_pairs"]
     for key in ("single_top1", "map", "label_binding", "caption_binding"):
         assert measured[key] == pytest.approx(recorded[key], abs=5e-3), key
+
+
+def test_the_toy_vit_teacher_has_a_patch_grid_and_the_release_student_starts_as_its_copy(tmp_path):
+    """The release variant's student is the teacher's own image tower and projection: before training it
+    gives the teacher's embedding, and its patch tokens are the teacher's (the app's two-stream CLIP graph)."""
+    from mkt_core.model.config import CLIP_MEAN, CLIP_STD, get_preset
+    from mkt_core.model.export import ClipTwoStreamGraph
+    from mkt_core.model.mkt import create_model
+    from mkt_core.synthetic.pretrain import model_config, save_teacher
+
+    torch.manual_seed(0)
+    cfg = model_config("toy-vit", 64)
+    folder = save_teacher(open_clip.CLIP(**cfg), cfg, tmp_path / "vit", CLIP_MEAN, CLIP_STD, fp16=False)
+    mc = get_preset("toy-release")
+    mc.vlp.pretrained = str(folder)
+    model = create_model(mc).eval()
+    assert model.student.grid_size == (8, 8)
+    images = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        global_emb, local_emb = model.encode_image(images)
+        teacher_global, teacher_local = ClipTwoStreamGraph(model.vlp.clip, "plain")(images)
+        assert torch.allclose(global_emb, model.teacher_features(images), atol=1e-5)
+    assert local_emb.shape == (3, 64, 128)
+    assert torch.allclose(torch.nn.functional.normalize(local_emb, dim=-1), teacher_local, atol=1e-5)
