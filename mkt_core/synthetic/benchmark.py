@@ -27,6 +27,7 @@ with that kind's. Pointing: how often a label's highest patch falls on its objec
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -157,8 +158,19 @@ class BenchmarkConfig:
         """What a unit's result depends on: a finished unit with another key is run again."""
         ignored = ("out", "seeds", "only", "jobs", "threads", "sweeps", "quick")
         fields = {k: v for k, v in self.to_dict().items() if k not in ignored}
+        fields["teacher"] = teacher_digest(self.teacher)  # its weights, not its path: any checkout resumes
         text = json.dumps({"config": fields, "row": dataclasses.asdict(row), "seed": seed}, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@functools.cache
+def teacher_digest(teacher: str) -> str:
+    """A short hash of the teacher folder's files (config and weights)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(teacher).glob("open_clip_*")):
+        digest.update(path.name.encode("utf-8"))
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 # -- data -------------------------------------------------------------------------------------
