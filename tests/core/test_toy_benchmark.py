@@ -107,6 +107,21 @@ def test_results_give_mean_and_sample_sd_per_metric_and_name_rows_not_run(tmp_pa
     assert summarise([{"x": None}, {"x": None}])["x"] is None
 
 
+def test_the_release_goal_compares_release_full_with_the_teachers_zero_shot(tmp_path):
+    config = BenchmarkConfig(out=str(tmp_path), teacher=str(tmp_path / "no-teacher"), sweeps=False)
+    teacher, release = Row("vlp_zero_shot", "teacher"), Row("release_full", "release", 1.0, prompt=True)
+    finished = {("vlp_zero_shot", 0): _fake_result(0.5, 0), ("release_full", 0): _fake_result(0.6, 0),
+                ("release_full", 1): _fake_result(0.4, 1)}
+    goal = gather(config, [teacher, release], finished)["release_goal"]
+    # means: release 0.5 against the teacher's 0.5 -> GZSL not beaten; unseen categories all kept
+    assert goal["gzsl_map"] == {"mkt": pytest.approx(0.5), "teacher": 0.5, "met": False}
+    assert goal["unseen_category_zsl_map"]["kept"] == pytest.approx(1.0) and goal["unseen_category_zsl_map"]["met"]
+    assert goal["met"] is False and goal["seeds"] == [0, 1]
+    finished[("release_full", 1)] = _fake_result(0.7, 1)
+    assert gather(config, [teacher, release], finished)["release_goal"]["met"] is True
+    assert gather(config, [teacher], finished)["release_goal"] is None
+
+
 def test_plan_runs_every_rows_first_seed_before_the_claim_rows_other_seeds():
     config = BenchmarkConfig(seeds="0,1,2")
     units = plan(config)
