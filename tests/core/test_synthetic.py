@@ -227,3 +227,21 @@ def test_the_toy_vit_teacher_has_a_patch_grid_and_the_release_student_starts_as_
         assert torch.allclose(global_emb, model.teacher_features(images), atol=1e-5)
     assert local_emb.shape == (3, 64, 128)
     assert torch.allclose(torch.nn.functional.normalize(local_emb, dim=-1), teacher_local, atol=1e-5)
+
+
+def test_a_distilled_teacher_keeps_its_sources_text_tower_and_has_its_own_image_tower(tmp_path):
+    common = dict(preset="tiny", image_size=48, batch_size=8, pool=16, warmup_steps=1, eval_every=0, eval_scenes=8,
+                  threads=1)
+    source = run_pretrain(PretrainConfig(steps=2, out=str(tmp_path / "source"), seed=1, **common),
+                          log=lambda message: None)
+    student = run_pretrain(PretrainConfig(steps=3, out=str(tmp_path / "student"), seed=2,
+                                          distill_from=str(source), **common), log=lambda message: None)
+    a = load_vlp(VLPConfig(model_name="tiny", pretrained=str(source))).clip.state_dict()
+    b = load_vlp(VLPConfig(model_name="tiny", pretrained=str(student))).clip.state_dict()
+    text = [k for k in a if not k.startswith("visual.")]
+    assert text and all(torch.equal(a[k], b[k]) for k in text)  # copied, frozen
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("visual."))  # not a copy
+    log = [json.loads(line) for line in (student / "pretrain_log.jsonl").read_text().splitlines()]
+    assert log and all(0 <= r["loss"] <= 2 for r in log)  # a cosine distance, not InfoNCE
+    saved = json.loads((student / "open_clip_config.json").read_text())
+    assert saved["mkt_teacher"]["pretrain"]["distill_from"] == str(source)
