@@ -360,6 +360,14 @@ def ensure_backbone(config: BenchmarkConfig, log=print) -> dict[str, Any]:
                              backbone_dir(config), log)
 
 
+def paper_start(config: BenchmarkConfig, seed: int, log=print) -> Path:
+    """The paper variant's stage-1 start for a seed: the pretrained backbone and heads drawn from the seed."""
+    from mkt_core.synthetic.backbone import init_checkpoint
+
+    ensure_backbone(config, log)
+    return init_checkpoint(backbone_dir(config), config.teacher, seed, Path(config.out) / "inits" / f"paper-seed{seed}")
+
+
 def run_unit(config: BenchmarkConfig, data: dict[str, Path], row: Row, seed: int) -> dict[str, Any]:
     """Train what the row needs (reusing finished stages) and score it."""
     from mkt_core.model.checkpoint import load_model
@@ -373,13 +381,7 @@ def run_unit(config: BenchmarkConfig, data: dict[str, Path], row: Row, seed: int
         if config.top_k is not None:
             model.config = model.config.replace(top_k=config.top_k)
         return {**score_model(model, data, config, row.patch_path, teacher=True), "train_seconds": 0.0}
-    init = None
-    if row.variant == "paper":
-        from mkt_core.synthetic.backbone import init_checkpoint
-
-        ensure_backbone(config)
-        init = str(init_checkpoint(backbone_dir(config), config.teacher, seed,
-                                   Path(config.out) / "inits" / f"paper-seed{seed}"))
+    init = str(paper_start(config, seed)) if row.variant == "paper" else None
     stage1 = _train_config(config, data, row, seed, 1, init)
     checkpoint = train_stage(stage1, 1)
     seconds = train_seconds(Path(stage1.out))
@@ -465,8 +467,8 @@ def run_benchmark(config: BenchmarkConfig, train: bool = True,
     pending = [(r, s) for r, s in units if finished_unit(config, r, s) is None]
     log(f"data in {out / 'data'}; {len(units) - len(pending)} of {len(units)} units already finished")
     if train and pending:
-        if any(r.variant == "paper" for r, _ in pending):
-            ensure_backbone(config, log)  # before the chains, which may run in parallel
+        for seed in sorted({s for r, s in pending if r.variant == "paper"}):
+            paper_start(config, seed, log)  # before the chains, which may run in parallel
         chains = _chains(pending)
         if config.jobs <= 1:
             for chain in chains:
