@@ -467,8 +467,9 @@ def run_benchmark(config: BenchmarkConfig, train: bool = True,
     pending = [(r, s) for r, s in units if finished_unit(config, r, s) is None]
     log(f"data in {out / 'data'}; {len(units) - len(pending)} of {len(units)} units already finished")
     if train and pending:
-        for seed in sorted({s for r, s in pending if r.variant == "paper"}):
-            paper_start(config, seed, log)  # before the chains, which may run in parallel
+        if config.jobs > 1:  # made before the chains run in parallel; one process makes them when first needed
+            for seed in sorted({s for r, s in pending if r.variant == "paper"}):
+                paper_start(config, seed, log)
         chains = _chains(pending)
         if config.jobs <= 1:
             for chain in chains:
