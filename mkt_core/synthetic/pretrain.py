@@ -124,6 +124,8 @@ class PretrainConfig:
     # that teacher's image embedding (cosine), and the text tower is that teacher's, copied and frozen.
     # A ViT learns the world's shapes far more slowly from captions than a ResNet does (docs/proving-ground.md).
     distill_from: str | None = None
+    # A saved teacher of the same preset to continue from (its weights; the optimiser and schedule start afresh).
+    init_from: str | None = None
     eval_every: int = 250  # steps between quick evaluations (0: only at the end)
     eval_scenes: int = 500  # single-object and multi-object scenes each in the final evaluation
     log_every: int = 50
@@ -445,6 +447,14 @@ def run_pretrain(config: PretrainConfig, log: Callable[[str], None] = _say) -> P
     world = config.world_spec()
     model_cfg = model_config(config.preset, config.image_size)
     clip = open_clip.CLIP(**model_cfg)
+    if config.init_from:
+        from mkt_core.model.config import VLPConfig
+        from mkt_core.model.vlp import load_vlp
+
+        start = load_vlp(VLPConfig(model_name=config.preset, pretrained=config.init_from))
+        if start.model_cfg != model_cfg:
+            raise ValueError(f"{config.init_from} is not a {config.preset!r} teacher at {config.image_size} px")
+        clip.load_state_dict(start.clip.state_dict(), strict=True)
     clip.train()
     mean, std = CLIP_MEAN, CLIP_STD
     tokens = _Tokens(int(model_cfg["text_cfg"]["context_length"]))

@@ -245,3 +245,19 @@ def test_a_distilled_teacher_keeps_its_sources_text_tower_and_has_its_own_image_
     assert log and all(0 <= r["loss"] <= 2 for r in log)  # a cosine distance, not InfoNCE
     saved = json.loads((student / "open_clip_config.json").read_text())
     assert saved["mkt_teacher"]["pretrain"]["distill_from"] == str(source)
+
+
+def test_a_teacher_run_can_continue_from_a_saved_teacher(tmp_path):
+    common = dict(preset="tiny", image_size=48, batch_size=8, pool=16, warmup_steps=1, eval_every=0, eval_scenes=8,
+                  threads=1)
+    first = run_pretrain(PretrainConfig(steps=2, out=str(tmp_path / "first"), seed=1, **common),
+                         log=lambda message: None)
+    # lr 0: the continued run must end with exactly the weights it started from
+    again = run_pretrain(PretrainConfig(steps=1, lr=0.0, out=str(tmp_path / "again"), seed=3, init_from=str(first),
+                                        **common), log=lambda message: None)
+    a = dict(load_vlp(VLPConfig(model_name="tiny", pretrained=str(first))).clip.named_parameters())
+    b = dict(load_vlp(VLPConfig(model_name="tiny", pretrained=str(again))).clip.named_parameters())
+    assert all(torch.equal(a[k], b[k]) for k in a)  # (batch-norm statistics move in any training step)
+    with pytest.raises(ValueError, match="is not a 'toy-vit' teacher"):
+        run_pretrain(PretrainConfig(preset="toy-vit", image_size=48, steps=1, out=str(tmp_path / "x"),
+                                    init_from=str(first), eval_every=0, pool=16), log=lambda message: None)
