@@ -153,6 +153,7 @@ def publish(results: dict[str, Any], units_dir: Path, target: Path = PUBLISHED) 
     written = [target / "toy-benchmark.json", target / "toy-benchmark.md"]
     written[0].write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     written[1].write_text(results_markdown(results), encoding="utf-8")
+    shutil.rmtree(target / "units", ignore_errors=True)  # a mirror: units no longer finished go too
     for path in sorted(Path(units_dir).glob("*/seed-*.json")):
         copy = target / "units" / path.parent.name / path.name
         copy.parent.mkdir(parents=True, exist_ok=True)
