@@ -184,9 +184,10 @@ def test_quick_benchmark_learns_and_a_rerun_reuses_everything(tmp_path, capsys):
     assert results["rows"]["vlp_zero_shot"]["pointing"] is None
     # the teacher's own zero-shot row, scored by this run: far above chance on the unseen labels
     assert results["rows"]["vlp_zero_shot"]["zsl"]["map"]["mean"] > 10 * chance["map_unseen"]
-    # the release student starts as the teacher's tower: its heat maps point better than chance
-    release = results["rows"]["release_no_distill"]["pointing"]["all"]
-    assert release["accuracy"]["mean"] > 2 * release["random"]["mean"]
+    # MaskCLIP's value path makes the teacher's patch tokens point at the objects (the plain tokens, which the
+    # last attention has mixed across the image, do not: measured at chance level, so not asserted)
+    value = results["rows"]["vlp_two_stream_value"]["pointing"]["all"]
+    assert value["accuracy"]["mean"] > 3 * value["random"]["mean"]
     table = (out / "results.md").read_text(encoding="utf-8")
     assert "| mkt_full |" in table and "unseen-composition ZSL map" in table
 
