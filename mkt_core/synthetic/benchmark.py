@@ -411,7 +411,7 @@ def finished_unit(config: BenchmarkConfig, row: Row, seed: int) -> dict[str, Any
 
 
 def plan(config: BenchmarkConfig) -> list[tuple[Row, int]]:
-    """The units to run, in order: every row's first seed, then the claim rows' other seeds."""
+    """The units to run, in order: every row's first seed, then the claim rows' other seeds, then the sweeps."""
     wanted = {name.strip() for name in config.only.split(",") if name.strip()}
     chosen = [r for r in rows(config) if not wanted or r.name in wanted]
     unknown = wanted - {r.name for r in rows(config)}
@@ -420,9 +420,10 @@ def plan(config: BenchmarkConfig) -> list[tuple[Row, int]]:
     seeds = config.seed_list()
     if not seeds:
         raise ValueError("seeds must name at least one seed")
-    units = [(r, seeds[0]) for r in chosen]
+    sweeps = [r for r in chosen if r.name.startswith("sweep_")]
+    units = [(r, seeds[0]) for r in chosen if r not in sweeps]
     units += [(r, s) for s in seeds[1:] for r in chosen if r.claim]
-    return units
+    return units + [(r, seeds[0]) for r in sweeps]
 
 
 def run_chain(config: BenchmarkConfig, data: dict[str, Path], units: list[tuple[Row, int]]) -> list[str]:

@@ -122,15 +122,18 @@ def test_the_release_goal_compares_release_full_with_the_teachers_zero_shot(tmp_
     assert gather(config, [teacher], finished)["release_goal"] is None
 
 
-def test_plan_runs_every_rows_first_seed_before_the_claim_rows_other_seeds():
+def test_plan_runs_every_rows_first_seed_then_the_claim_rows_other_seeds_then_the_sweeps():
     config = BenchmarkConfig(seeds="0,1,2")
     units = plan(config)
-    names = [r.name for r in rows(config)]
+    names = [r.name for r in rows(config) if not r.name.startswith("sweep_")]
+    sweeps = [r.name for r in rows(config) if r.name.startswith("sweep_")]
+    assert len(sweeps) == 11 and "vlp_zero_shot" in names
     assert [(r.name, s) for r, s in units[:len(names)]] == [(n, 0) for n in names]
-    later = units[len(names):]
+    later = units[len(names):len(units) - len(sweeps)]
     assert {s for _, s in later} == {1, 2}
-    assert all(r.claim for r, _ in later)  # the sweeps take the first seed only
     assert {r.name for r, _ in later} == {r.name for r in rows(config) if r.claim}
+    assert "vlp_zero_shot" not in {r.name for r, _ in later}  # no training: one seed says it all
+    assert [(r.name, s) for r, s in units[len(units) - len(sweeps):]] == [(n, 0) for n in sweeps]
     # the lambda sweep's lambda = 1 point is the distilled release run: one stage 1, shared
     by_name = {r.name: r for r in rows(config)}
     assert by_name["sweep_lambda_1"].stage1_name(0) == by_name["release_distill"].stage1_name(0)
