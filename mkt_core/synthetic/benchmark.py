@@ -443,6 +443,7 @@ def run_chain(config: BenchmarkConfig, data: dict[str, Path], units: list[tuple[
         tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
         tmp.replace(path)
         done.append(f"{row.name} seed {seed}")
+        print(f"{row.name} seed {seed}: done ({result['seconds']:.0f} s)", flush=True)  # as it lands, from any process
     return done
 
 
@@ -476,14 +477,13 @@ def run_benchmark(config: BenchmarkConfig, train: bool = True,
         chains = _chains(pending)
         if config.jobs <= 1:
             for chain in chains:
-                for name in run_chain(config, data, chain):
-                    log(f"{name}: done ({time.perf_counter() - started:.0f} s)")
+                run_chain(config, data, chain)
         else:
             spawn = torch.multiprocessing.get_context("spawn")  # each worker sets its own thread count
             with ProcessPoolExecutor(max_workers=config.jobs, mp_context=spawn) as pool:
                 for future in [pool.submit(run_chain, config, data, chain) for chain in chains]:
-                    for name in future.result():
-                        log(f"{name}: done ({time.perf_counter() - started:.0f} s)")
+                    future.result()
+        log(f"trained and scored {len(pending)} units in {time.perf_counter() - started:.0f} s")
     finished = {(r.name, s): finished_unit(config, r, s) for r, s in units}
     results = gather(config, [r for r in rows(config) if any(r.name == u.name for u, _ in units)], finished)
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
