@@ -41,6 +41,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mkt_core.assets import TOY_VIT_TEACHER
+from mkt_core.model.config import get_preset
 from mkt_core.synthetic.pointing import pointing_accuracy, test_objects
 from mkt_core.synthetic.world import (
     SEEN,
@@ -56,6 +57,7 @@ from mkt_core.train.metrics import evaluate as metric_table
 UNSEEN_KINDS = (UNSEEN_CATEGORY, UNSEEN_COMPOSITION)
 KS = (3, 5)
 VARIANTS = ("teacher", "paper", "paper_random", "release")
+PRESETS = {"paper": "toy", "paper_random": "toy", "release": "toy-release"}  # the model preset of each variant
 LAMBDAS = (0.0, 0.5, 1.0, 2.0, 5.0)
 TOP_KS = (1, 3, 6, 12, 32, 64)
 
@@ -100,8 +102,11 @@ def rows(config: "BenchmarkConfig") -> list[Row]:
     ]
     if config.sweeps:
         variant = config.sweep_variant
+        default_k = config.top_k if config.top_k is not None else get_preset(PRESETS[variant]).top_k
         out += [Row(f"sweep_lambda_{lam:g}", variant, lam, claim=False) for lam in LAMBDAS]
-        out += [Row(f"sweep_k_{k}", variant, config.distill_weight, top_k=k, claim=False) for k in TOP_KS]
+        # the default k is named as the other rows name it, so that its point shares their stage 1
+        out += [Row(f"sweep_k_{k}", variant, config.distill_weight, top_k=None if k == default_k else k, claim=False)
+                for k in TOP_KS]
     return out
 
 

@@ -137,6 +137,8 @@ def test_plan_runs_every_rows_first_seed_then_the_claim_rows_other_seeds_then_th
     # the lambda sweep's lambda = 1 point is the distilled release run: one stage 1, shared
     by_name = {r.name: r for r in rows(config)}
     assert by_name["sweep_lambda_1"].stage1_name(0) == by_name["release_distill"].stage1_name(0)
+    assert by_name["sweep_k_6"].stage1_name(0) == by_name["release_distill"].stage1_name(0)  # the preset's k
+    assert by_name["sweep_k_12"].stage1_name(0) != by_name["release_distill"].stage1_name(0)
     with pytest.raises(ValueError, match="unknown rows"):
         plan(BenchmarkConfig(only="no_such_row"))
 
