@@ -170,11 +170,15 @@ def cmd_pretrain_vlp(args) -> int:
 
 def cmd_toy_benchmark(args) -> int:
     from mkt_core.synthetic.benchmark import config_from_args, run_benchmark
+    from mkt_core.synthetic.results import publish
 
     config = config_from_args(args)
-    results = run_benchmark(config)
+    results = run_benchmark(config, train=not args.collect)
     print((Path(config.out) / "results.md").read_text(encoding="utf-8"))
-    print(f"wrote {Path(config.out) / 'results.json'} ({results['seconds']:.0f} s)")
+    print(f"wrote {Path(config.out) / 'results.json'}")
+    if args.publish:
+        written = publish(results, Path(config.out) / "units")
+        print(f"published {written[0]} and {written[1]} ({len(written) - 2} unit files)")
     return 0
 
 
@@ -286,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mkt_core.synthetic.benchmark import add_arguments as add_benchmark_arguments
 
-    p = sub.add_parser("toy-benchmark", help="the MKT ablation table on the synthetic world, with the shipped "
-                                             "toy teacher (results.json, results.md)")
+    p = sub.add_parser("toy-benchmark", help="the proving ground's table on the synthetic world, with the shipped "
+                                             "toy ViT teacher (resumable; results.json, results.md)")
     add_benchmark_arguments(p)
     p.set_defaults(func=cmd_toy_benchmark)
 

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from mkt_core.assets import TOY_TEACHER
+from mkt_core.assets import TOY_TEACHER, TOY_VIT_TEACHER
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -195,6 +195,26 @@ def _toy() -> MKTConfig:
     )
 
 
+# The toy ViT teacher's image tower (pretrain preset "toy-vit") in timm's terms, for a student that starts
+# as a copy of it.
+TOY_VIT_TOWER: dict[str, Any] = {"img_size": 64, "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3,
+                                 "mlp_ratio": 2.0}
+
+
+def _toy_release() -> MKTConfig:
+    """The release variant on the synthetic world: the student is a copy of the toy ViT teacher's image
+    tower and its projection (one shared projection for both streams), as the authors' released student
+    is CLIP's own image tower. Which blocks train is the training config's (`fix_layer`)."""
+    return MKTConfig(
+        name="toy-release",
+        student=StudentConfig(timm_name="vit_base_patch16_clip_224", pretrained=False, init_from_vlp=True,
+                              timm_kwargs=dict(TOY_VIT_TOWER)),
+        vlp=VLPConfig(model_name="toy-vit", pretrained=str(TOY_VIT_TEACHER)),
+        embed_dim=128, image_size=64, top_k=6, head="shared_projection",
+        mean=CLIP_MEAN, std=CLIP_STD,
+    )
+
+
 def _tiny_release() -> MKTConfig:
     """The released-code variant at test size: the student is a CLIP-style ViT copied from the VLP."""
     return MKTConfig(
@@ -215,6 +235,7 @@ _PRESETS = {
     "tiny": _tiny,
     "tiny-release": _tiny_release,
     "toy": _toy,
+    "toy-release": _toy_release,
 }
 
 

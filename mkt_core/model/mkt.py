@@ -92,6 +92,10 @@ class MKT(nn.Module):
     @torch.no_grad()
     def teacher_features(self, images: torch.Tensor) -> torch.Tensor:
         """o_dist: the frozen VLP's image embedding of the same images."""
+        return self.vlp.encode_image(self.teacher_input(images))
+
+    def teacher_input(self, images: torch.Tensor) -> torch.Tensor:
+        """The student's input as the VLP wants it: its own mean / std (unless the release's quirk) and size."""
         if self.config.teacher_own_normalisation:
             mean = torch.tensor(self.config.mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
             std = torch.tensor(self.config.std, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
@@ -101,7 +105,7 @@ class MKT(nn.Module):
         size = self.vlp.image_size
         if images.shape[-1] != size or images.shape[-2] != size:
             images = nn.functional.interpolate(images, size=(size, size), mode="bicubic", align_corners=False)
-        return self.vlp.encode_image(images)
+        return images
 
     # -- scores and losses ----------------------------------------------------------------
 

@@ -63,6 +63,9 @@ VISION_TOWERS: dict[str, dict[str, Any]] = {
                     "timm_proj": "linear"},
     # open_clip's own ModifiedResNet (CLIP's RN50 design: 3-conv stem, attention pooling), scaled down.
     "rn-w16": {"layers": [1, 1, 1, 1], "width": 16},
+    # open_clip's own ViT: 8 x 8 patch tokens at 64 px and a CLS token, so the teacher has a patch grid
+    # (two-stream scoring of its tokens, and a student that starts as a copy of it).
+    "vit-p8-w96": {"layers": 4, "width": 96, "head_width": 32, "mlp_ratio": 2.0, "patch_size": 8},
     # The calibration note's tower: far slower here, for a GPU machine.
     "resnet18": {"timm_model_name": "resnet18", "timm_model_pretrained": False, "timm_pool": "avg",
                  "timm_proj": "linear"},
@@ -70,6 +73,7 @@ VISION_TOWERS: dict[str, dict[str, Any]] = {
 
 PRESETS: dict[str, dict[str, Any]] = {
     "toy": {"embed_dim": 128, "vision": "test-resnet", "text_cfg": TEXT_CFG},
+    "toy-vit": {"embed_dim": 128, "vision": "vit-p8-w96", "text_cfg": TEXT_CFG},
     "toy-rn": {"embed_dim": 128, "vision": "rn-w16", "text_cfg": TEXT_CFG},
     "toy-resnet18": {"embed_dim": 128, "vision": "resnet18", "text_cfg": TEXT_CFG},
     # For tests: seconds, not minutes.
@@ -116,6 +120,12 @@ class PretrainConfig:
     partial_captions: float = 0.5  # probability that a caption names only some of the objects
     plain_article: float = 0.3  # probability of "a" before every word, as MKT's prompt "There is a {}" has
     save_fp16: bool = True
+    # An open_clip teacher folder to learn from instead of captions: the image tower is trained to give
+    # that teacher's image embedding (cosine), and the text tower is that teacher's, copied and frozen.
+    # A ViT learns the world's shapes far more slowly from captions than a ResNet does (docs/proving-ground.md).
+    distill_from: str | None = None
+    # A saved teacher of the same preset to continue from (its weights; the optimiser and schedule start afresh).
+    init_from: str | None = None
     eval_every: int = 250  # steps between quick evaluations (0: only at the end)
     eval_scenes: int = 500  # single-object and multi-object scenes each in the final evaluation
     log_every: int = 50
@@ -244,6 +254,8 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     """Weight decay on matrices and kernels only: not on norms, biases, embeddings or the temperature."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
         plain = p.ndim < 2 or "token_embedding" in name or "positional_embedding" in name or "logit_scale" in name
         (no_decay if plain else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -435,9 +447,18 @@ def run_pretrain(config: PretrainConfig, log: Callable[[str], None] = _say) -> P
     world = config.world_spec()
     model_cfg = model_config(config.preset, config.image_size)
     clip = open_clip.CLIP(**model_cfg)
+    if config.init_from:
+        from mkt_core.model.config import VLPConfig
+        from mkt_core.model.vlp import load_vlp
+
+        start = load_vlp(VLPConfig(model_name=config.preset, pretrained=config.init_from))
+        if start.model_cfg != model_cfg:
+            raise ValueError(f"{config.init_from} is not a {config.preset!r} teacher at {config.image_size} px")
+        clip.load_state_dict(start.clip.state_dict(), strict=True)
     clip.train()
     mean, std = CLIP_MEAN, CLIP_STD
     tokens = _Tokens(int(model_cfg["text_cfg"]["context_length"]))
+    source = _distillation_source(config, clip, model_cfg) if config.distill_from else None
     optimizer = torch.optim.AdamW(_param_groups(clip, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
 
     pool = _pool(config, world, log)
@@ -461,6 +482,17 @@ def run_pretrain(config: PretrainConfig, log: Callable[[str], None] = _say) -> P
         images = to_input(pool.images[idx], mean, std)
         flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
         images[flip] = images[flip].flip(-1)  # a mirrored arrow or moon is still an arrow or moon
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        if source is not None:
+            with torch.no_grad():
+                target = source.encode_image(images, normalize=True)
+            loss = (1 - (clip.encode_image(images, normalize=True) * target).sum(dim=-1)).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            _log_step(config, step, loss, clip, train_started, quick_eval, world, mean, std, history, log_file, log)
+            continue
         mentions, negatives = [], []
         for i in idx:
             named = sample_mentions(pool.objects[i], rng, config.partial_captions)
@@ -472,8 +504,6 @@ def run_pretrain(config: PretrainConfig, log: Callable[[str], None] = _say) -> P
         text_hot = _multi_hot(mentions + negatives, index)  # [T, C]
         true_of = (text_hot @ (1 - scene_hot[idx]).T) == 0  # [T, B]: every named object is in the scene
 
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
         image_emb = clip.encode_image(images, normalize=True)
         text_emb = clip.encode_text(tokens(texts), normalize=True)
         loss = contrastive_loss(image_emb, text_emb, clip.logit_scale, true_of)
@@ -483,18 +513,7 @@ def run_pretrain(config: PretrainConfig, log: Callable[[str], None] = _say) -> P
         with torch.no_grad():
             clip.logit_scale.clamp_(0, math.log(100))
 
-        done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
-            elapsed = time.monotonic() - train_started
-            record = {"step": done, "loss": round(loss.item(), 4), "lr": learning_rate(config, step),
-                      "scale": round(clip.logit_scale.exp().item(), 2), "minutes": round(elapsed / 60, 2),
-                      "img_per_s": round(done * config.batch_size / elapsed, 1)}
-            if quick_eval is not None and config.eval_every and (done % config.eval_every == 0):
-                record["eval"] = _short(evaluate_teacher(clip, world, quick_eval, mean, std))
-            history.append(record)
-            log_file.write(json.dumps(record) + "\n")
-            log_file.flush()
-            log(json.dumps(record))
+        _log_step(config, step, loss, clip, train_started, quick_eval, world, mean, std, history, log_file, log)
     log_file.close()
     train_minutes = (time.monotonic() - train_started) / 60
 
@@ -516,6 +535,45 @@ def run_pretrain(config: PretrainConfig, log: Callable[[str], None] = _say) -> P
     (folder / EVAL_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     log(json.dumps(_short(result)))
     return folder
+
+
+def _log_step(config: PretrainConfig, step: int, loss: torch.Tensor, clip: nn.Module, train_started: float,
+              quick_eval: EvalScenes | None, world: WorldSpec, mean, std, history: list, log_file,
+              log: Callable[[str], None]) -> None:
+    """Every `log_every` steps: a line of the run's log, with a quick evaluation every `eval_every`."""
+    done = step + 1
+    if done % config.log_every and done != config.steps:
+        return
+    elapsed = time.monotonic() - train_started
+    record = {"step": done, "loss": round(loss.item(), 4), "lr": learning_rate(config, step),
+              "scale": round(clip.logit_scale.exp().item(), 2), "minutes": round(elapsed / 60, 2),
+              "img_per_s": round(done * config.batch_size / elapsed, 1)}
+    if quick_eval is not None and config.eval_every and (done % config.eval_every == 0):
+        record["eval"] = _short(evaluate_teacher(clip, world, quick_eval, mean, std))
+    history.append(record)
+    log_file.write(json.dumps(record) + "\n")
+    log_file.flush()
+    log(json.dumps(record))
+
+
+def _distillation_source(config: PretrainConfig, clip: nn.Module, model_cfg: dict[str, Any]) -> nn.Module:
+    """The teacher to distil the image tower from; its text tower (and temperature) copied into `clip` and
+    frozen, so that only the image tower trains and the two towers stay in one joint space."""
+    from mkt_core.model.config import VLPConfig
+    from mkt_core.model.vlp import load_vlp
+
+    source = load_vlp(VLPConfig(model_name="source", pretrained=config.distill_from)).clip.eval()
+    if source.text_projection.shape[-1] != model_cfg["embed_dim"]:
+        raise ValueError(f"{config.distill_from}: its joint space is {source.text_projection.shape[-1]}-d, "
+                         f"preset {config.preset!r} wants {model_cfg['embed_dim']}")
+    text = {k: v for k, v in source.state_dict().items() if not k.startswith("visual.")}
+    missing, unexpected = clip.load_state_dict(text, strict=False)
+    if unexpected or any(not k.startswith("visual.") for k in missing):
+        raise ValueError(f"{config.distill_from}: its text tower does not fit preset {config.preset!r}")
+    for name, param in clip.named_parameters():
+        param.requires_grad_(name.startswith("visual."))
+    source.requires_grad_(False)
+    return source
 
 
 def _short(result: dict[str, Any]) -> dict[str, Any]:

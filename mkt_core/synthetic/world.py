@@ -202,6 +202,8 @@ class Scene:
     caption: str
     labels: list[str]  # the objects' "colour shape" labels, in drawing order, no repeats
     objects: list[SceneObject]
+    # Each object's visible pixels (bool `[H, W]`, same order as `objects`): where a heat map should point.
+    masks: list[np.ndarray] = dataclasses.field(default_factory=list)
 
 
 # -- drawing ---------------------------------------------------------------------------------
@@ -298,7 +300,7 @@ def generate_scene(seed_or_rng: int | Sequence[int] | np.random.Generator, world
     if world.noise > 0:
         pixels = pixels + rng.normal(0.0, world.noise, size=pixels.shape).astype(np.float32)
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
-    return Scene(image, caption_for(placed), [o.label for o in placed], placed)
+    return Scene(image, caption_for(placed), [o.label for o in placed], placed, visible)
 
 
 def scene_seed(seed: int, stream: str, index: int) -> tuple[int, int, int]:
