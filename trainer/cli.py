@@ -12,7 +12,7 @@ import types
 import typing
 from pathlib import Path
 
-from mkt_core.train.config import FIELDS, build_config
+from mkt_core.train.config import FIELDS, build_config, parse_bool
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -27,14 +27,6 @@ def _flag_type(annotation):
     return "scalar", annotation
 
 
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (e.g. trainer/configs/tiny.toml; its [stage1] / [stage2] "
                                          "table applies to that stage); flags override it")
@@ -46,7 +38,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         if kind == "list":
             parser.add_argument(flag, dest=name, type=base, nargs="+", default=None, help=help_text)
         elif base is bool:
-            parser.add_argument(flag, dest=name, type=_parse_bool, default=None, metavar="BOOL", help=help_text)
+            parser.add_argument(flag, dest=name, type=parse_bool, default=None, metavar="BOOL", help=help_text)
         else:
             parser.add_argument(flag, dest=name, type=base, default=None, help=help_text)
 

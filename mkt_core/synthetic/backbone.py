@@ -9,7 +9,6 @@ which are MKT's labels). A linear head on the class token reads the attributes a
 
 import dataclasses
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mkt_core.synthetic.pretrain import eval_scenes, to_input
+from mkt_core.synthetic.pretrain import eval_scenes, learning_rate, to_input
 from mkt_core.synthetic.world import SceneObject, WorldSpec, generate_batch
 from mkt_core.train.metrics import average_precision
 
@@ -58,13 +57,6 @@ def attribute_targets(objects: list[list[SceneObject]], world: WorldSpec) -> tor
             out[i, column[o.colour]] = 1
             out[i, column[o.shape]] = 1
     return out
-
-
-def _learning_rate(config: BackboneConfig, step: int) -> float:
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def _backbone(preset: str) -> tuple[nn.Module, Any]:
@@ -110,7 +102,7 @@ def pretrain_backbone(config: BackboneConfig, out: str | Path,
         flip = torch.from_numpy(np.random.default_rng([config.seed, 11, step]).random(len(idx)) < 0.5)
         images[flip] = images[flip].flip(-1)
         for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(config, step)
+            group["lr"] = learning_rate(config, step)
         logits = head(backbone.forward_features(images)[:, 0])
         loss = F.binary_cross_entropy_with_logits(logits, targets[idx])
         optimizer.zero_grad(set_to_none=True)

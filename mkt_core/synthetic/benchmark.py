@@ -52,6 +52,7 @@ from mkt_core.synthetic.world import (
     mkt_train_set,
     write_multilabel_set,
 )
+from mkt_core.train.config import parse_bool
 from mkt_core.train.metrics import evaluate as metric_table
 
 UNSEEN_KINDS = (UNSEEN_CATEGORY, UNSEEN_COMPOSITION)
@@ -511,7 +512,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if field.name in ("out", "quick"):
             continue
         if field.name == "sweeps":
-            kind = _parse_bool
+            kind = parse_bool
         elif field.name == "top_k":
             kind = int
         else:
@@ -519,14 +520,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                             else field.type.__name__]
         parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=kind, default=None,
                             help=f"default: {field.default} (full run)")
-
-
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:

@@ -44,6 +44,7 @@ from mkt_core.synthetic.world import (
     generate_scene,
     scene_seed,
 )
+from mkt_core.train.config import parse_bool
 from mkt_core.train.metrics import average_precision, mean_average_precision
 
 CONFIG_FILE = "open_clip_config.json"
@@ -426,8 +427,8 @@ def save_teacher(clip: nn.Module, model_cfg: dict[str, Any], out: str | Path, me
 
 # -- the run ---------------------------------------------------------------------------------
 
-def learning_rate(config: PretrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine to zero."""
+def learning_rate(config: Any, step: int) -> float:
+    """Linear warm-up, then cosine to zero (`config`: lr, warmup_steps and steps; the backbone's too)."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
@@ -593,21 +594,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
         if isinstance(default, bool):
-            parser.add_argument(flag, dest=f.name, type=_parse_bool, default=default, metavar="BOOL",
+            parser.add_argument(flag, dest=f.name, type=parse_bool, default=default, metavar="BOOL",
                                 help=f"(default: {default})")
         else:
             kind = type(default) if default is not None else str
             parser.add_argument(flag, dest=f.name, type=kind, default=default, help=f"(default: {default})")
     parser.add_argument("--world", dest="world", default=None,
                         help="JSON object of WorldSpec fields, e.g. '{\"max_objects\": 2}' (default: standard world)")
-
-
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def config_from_args(args: argparse.Namespace) -> PretrainConfig:

@@ -6,6 +6,7 @@ differs between the two stages (the paper trains them with different batch sizes
 rates); they apply only to that stage and win over the file's other keys.
 """
 
+import argparse
 import dataclasses
 import json
 import tomllib
@@ -131,3 +132,12 @@ def build_config(toml_path: str | Path | None, overrides: dict[str, Any], stage:
     values = read_toml(toml_path, stage) if toml_path else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**values)
+
+
+def parse_bool(text: str) -> bool:
+    """A command-line flag's true or false (the toy benchmark's and `mkt-train`'s flags too)."""
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
