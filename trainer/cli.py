@@ -12,7 +12,7 @@ import types
 import typing
 from pathlib import Path
 
-from mkt_core.train.config import FIELDS, build_config, parse_bool
+from mkt_core.train.config import FIELDS, build_config, parse_bool, read_toml
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -28,8 +28,8 @@ def _flag_type(annotation):
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="TOML config file (e.g. trainer/configs/tiny.toml; its [stage1] / [stage2] "
-                                         "table applies to that stage); flags override it")
+    parser.add_argument("--config", help="TOML config file, or the name of one in trainer/configs (e.g. library); its "
+                                         "[stage1] / [stage2] table applies to that stage; flags override it")
     for name, field in FIELDS.items():
         kind, base = _flag_type(field.type)
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
@@ -43,15 +43,46 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=name, type=base, default=None, help=help_text)
 
 
+def _config_path(config: str | None) -> str | None:
+    """A config file, or the name of one of trainer/configs/ (`--config library`)."""
+    if config and not Path(config).exists() and (CONFIG_DIR / f"{config}.toml").is_file():
+        return str(CONFIG_DIR / f"{config}.toml")
+    return config
+
+
 def _config_from(args, stage: int | None = None):
     overrides = {name: getattr(args, name) for name in FIELDS}
-    return build_config(args.config, overrides, stage)
+    return build_config(_config_path(args.config), overrides, stage)
+
+
+def _library_data(config, args, stage: int):
+    """`--data library:PATH`: the library's decisions as a generic data set in OUT/library-data, started from
+    the library's model unless --init says otherwise. Unless given, no evaluation (there is no held-out
+    split of a person's tags); a batch is never larger than the photos with decisions."""
+    if not config.data:
+        return config
+    if not config.data.startswith("library:"):
+        raise ValueError(f"--data takes library:PATH/library.sqlite, got {config.data!r}")
+    from mkt_desktop.library.training_set import library_training_data
+
+    found = library_training_data(config.data[len("library:"):], Path(config.out) / "library-data")
+    print(f"mkt-train: {found['photos']} photos with decisions ({found['accepted']} accepted, {found['rejected']} "
+          f"rejected) from {config.data[len('library:'):]}", file=sys.stderr)
+    changes = {"dataset": "generic", "annotations": found["annotations"], "test_annotations": "",
+               "label_file": found["labels"], "init": config.init or found["model"]}
+    given = {name for name in ("eval_every", "batch_size") if getattr(args, name) is not None}
+    if args.config:
+        given |= set(read_toml(_config_path(args.config), stage))
+    if "eval_every" not in given:
+        changes["eval_every"] = 0
+    changes["batch_size"] = min(config.batch_size, found["photos"])
+    return dataclasses.replace(config, **changes)
 
 
 def cmd_train(args, stage: int) -> int:
     from mkt_core.train.trainer import Trainer
 
-    config = _config_from(args, stage)
+    config = _library_data(_config_from(args, stage), args, stage)
     trainer = Trainer(config, stage)
     if args.resume:
         trainer.resume(args.resume)

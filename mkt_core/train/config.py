@@ -29,7 +29,8 @@ def copy_default(value: Any) -> Any:
 class TrainConfig:
     # what to train
     preset: str = _opt("tiny", "model preset (paper-vit-b16, release-vit-b16, tiny, tiny-release)")
-    init: str | None = _opt(None, "checkpoint folder to start from (stage 2 and eval need the stage-1 one)")
+    init: str | None = _opt(None, "checkpoint folder to start from (stage 2 and eval need the stage-1 one), or a "
+                                  "model bundle the app uses (MKT: the same model; CLIP: the release variant)")
     vlp_pretrained: str | None = _opt(None, "VLP weights: an open_clip tag, a local file or open_clip folder; "
                                             "default: the preset's")
     student_pretrained: bool | None = _opt(None, "load timm's pretrained student weights; default: the preset's")
@@ -46,6 +47,8 @@ class TrainConfig:
                                          "(resize 256, centre crop 224: the release); default: the model's")
 
     # data
+    data: str = _opt("", "library:PATH/library.sqlite trains on a library's decisions (accepted tags positive, "
+                         "rejected negative, the rest unknown), from the library's model unless --init is given")
     dataset: str = _opt("generic", "dataset layout: nus-wide, open-images or generic")
     data_root: str = _opt("", "dataset root folder (nus-wide, open-images)")
     annotations: str = _opt("", "generic layout: CSV or JSONL of (path, labels) for training")

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mkt_core.data import MultiLabelSplit, collate_skipping_bad, eval_transform, train_transform
 from mkt_core.model.checkpoint import load_model, save_model
+from mkt_core.model.from_bundle import is_bundle, model_from_bundle
 from mkt_core.model.mkt import MKT, create_model
 from mkt_core.model.safe_load import safe_torch_load
 from mkt_core.train.config import TrainConfig
@@ -262,6 +263,15 @@ class Trainer:
 
     def _build_model(self) -> MKT:
         config = self.config
+        if config.init and is_bundle(config.init):  # an app's model: training goes on from what it tags with
+            model = model_from_bundle(config.init, teacher=config.vlp_pretrained)
+            if config.model_overrides():
+                model.config = model.config.replace(**config.model_overrides())
+            if self.stage == 1 and model.config.distill_weight and not model.has_teacher:
+                raise ValueError(f"{config.init}: this MKT bundle does not carry its teacher (CLIP's image tower), "
+                                 "so stage 1 cannot distil: give --vlp-pretrained (the CLIP it was distilled from: "
+                                 "an open_clip tag, file or folder) or --distill-weight 0")
+            return model
         if config.init:
             model = load_model(config.init)
             if config.model_overrides():
@@ -351,6 +361,7 @@ class Trainer:
         missing = self.train_split.dataset.missing
         if missing and self.step == 0:
             self.log({"event": "missing_images", "count": len(missing), "paths": missing[:100]})
+        self.log({"event": "start", "step": self.step, "total_steps": total_steps, "device": str(self.device)})
         progress = _progress(total_steps, self.step, self.dist.is_main and config.progress)
         result: dict[str, Any] = {"status": "finished"}
         try:

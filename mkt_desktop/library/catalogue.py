@@ -18,6 +18,7 @@ from mkt_core.runtime.bundle import BundleError, load_bundle
 AUTHORS_PAGE = "https://github.com/sunanhe/MKT"
 OFFICIAL_FOLDER = "models"  # in the cache folder: bundles converted from the authors' checkpoints
 CLIP_FOLDER = "clip-bundles-2"  # as model_source writes them
+TRAINED_FOLDER = "trained"  # in the cache folder: bundles trained on the library's own tags
 
 # open_clip models worth offering, with about what open_clip downloads once: float32 weights of both
 # towers, 4 bytes a parameter (151 M, 150 M, 150 M, 428 M, 366 M parameters).
@@ -81,6 +82,15 @@ def _installed(folder: Path, spec: str, title: str, gives: str, speed: bool) -> 
                        photos_per_second=measure_speed(folder) if speed else None)
 
 
+def installed_bundle_folders(cache_dir: str | Path) -> list[Path]:
+    """The demo and every bundle folder in the cache folder (made from CLIP, added, trained here)."""
+    cache_dir = Path(cache_dir)
+    folders = [DEMO_MODEL]
+    for kind in (CLIP_FOLDER, OFFICIAL_FOLDER, TRAINED_FOLDER):
+        folders += sorted(f for f in (cache_dir / kind).glob("*") if f.is_dir() and not f.name.endswith(".partial"))
+    return folders
+
+
 def catalogue(cache_dir: str | Path, speed: bool = False) -> list[ModelChoice]:
     """Every model choice, installed ones first; `speed` measures each installed one (a few seconds each)."""
     cache_dir = Path(cache_dir)
@@ -98,6 +108,10 @@ def catalogue(cache_dir: str | Path, speed: bool = False) -> list[ModelChoice]:
             choices.append(bundle_choice)
     for folder in sorted((cache_dir / OFFICIAL_FOLDER).glob("*")):
         bundle_choice = _installed(folder, str(folder), "", "MKT, converted from the authors' checkpoints", speed)
+        if bundle_choice is not None:
+            choices.append(bundle_choice)
+    for folder in sorted((cache_dir / TRAINED_FOLDER).glob("*")):
+        bundle_choice = _installed(folder, str(folder), "", "MKT trained here on this library's own tags", speed)
         if bundle_choice is not None:
             choices.append(bundle_choice)
     for name_tag, download, note in CLIP_CHOICES:
