@@ -12,6 +12,7 @@ from an MKT bundle (the demo, the authors' model) the student goes on from where
 release does. The GPU is used when there is one (`device`).
 """
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from mkt_core.runtime.bundle import load_bundle
 from mkt_desktop.library.catalogue import TRAINED_FOLDER
-from mkt_desktop.library.training_set import library_model_folder, write_training_set
+from mkt_desktop.library.training_set import decision_counts, library_model_folder
 
 RUNS_FOLDER = "training"  # in the cache folder: each run's checkpoints and logs
 CONFIG = "library"  # trainer/configs/library.toml
@@ -67,6 +68,7 @@ class TrainingPlan:
     distill: bool
     device: str = "auto"
     epochs: int | None = None  # None: the config's
+    counts: dict[str, int] = field(default_factory=dict)  # photos with decisions, accepted, rejected
     commands: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -98,9 +100,18 @@ def plan_training(lib, name: str | None = None, device: str = "auto", epochs: in
     cache = lib.db_path.parent / "cache"
     plan = TrainingPlan(db_path=lib.db_path, start_model=folder, name=name, run_folder=cache / RUNS_FOLDER / name,
                         bundle=cache / TRAINED_FOLDER / name, fix_layer=max(int(depth) - TRAINED_BLOCKS, 0),
-                        distill=distill, device=device, epochs=epochs)
+                        distill=distill, device=device, epochs=epochs, counts=decision_counts(lib))
+    if not plan.counts["accepted"]:
+        raise ValueError("there are no accepted tags to learn from yet: accept a label on some photos first")
     plan.commands = _commands(plan)
     return plan
+
+
+def with_epochs(plan: TrainingPlan, epochs: int | None) -> TrainingPlan:
+    """The same run with another number of passes over the tagged photos."""
+    changed = dataclasses.replace(plan, epochs=epochs)
+    changed.commands = _commands(changed)
+    return changed
 
 
 def _commands(plan: TrainingPlan) -> dict[str, list[str]]:
@@ -120,17 +131,14 @@ def _commands(plan: TrainingPlan) -> dict[str, list[str]]:
 
 
 def run_training(plan: TrainingPlan, progress: Callable[[TrainingProgress], None] | None = None,
-                 cancel: Callable[[], bool] | None = None, lib=None) -> TrainingReport:
+                 cancel: Callable[[], bool] | None = None) -> TrainingReport:
     """Run the plan's steps; a failed step raises RuntimeError with its error line and its log file."""
     problem = training_available()
     if problem:
         raise RuntimeError(problem)
     if plan.bundle.exists():
         raise FileExistsError(f"{plan.bundle}: a model of that name exists already")
-    counts = {"photos": 0, "accepted": 0, "rejected": 0}
-    if lib is not None:  # the counts the report gives; the trainer reads the decisions itself
-        found = write_training_set(lib, plan.run_folder / "decisions")
-        counts = {key: found[key] for key in counts}
+    counts = plan.counts
     started = time.monotonic()
     done_before = 0.0
     for step, command in plan.commands.items():

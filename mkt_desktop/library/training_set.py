@@ -43,6 +43,17 @@ def write_training_set(lib, folder: str | Path) -> dict:
             "accepted": accepted, "rejected": len(rows) - accepted}
 
 
+def decision_counts(lib) -> dict:
+    """How many photos have a decision, and how many decisions are accepts and rejects (what a run learns from)."""
+    with lib.Session() as session:
+        rows = session.execute(select(Tag.status, func.count(Tag.label_id)).join(Photo, Photo.id == Tag.photo_id)
+                               .where(Photo.status == "ok").group_by(Tag.status)).all()
+        photos = session.scalar(select(func.count(func.distinct(Tag.photo_id))).join(Photo, Photo.id == Tag.photo_id)
+                                .where(Photo.status == "ok"))
+    counts = {status: count for status, count in rows}
+    return {"photos": photos or 0, "accepted": counts.get("accepted", 0), "rejected": counts.get("rejected", 0)}
+
+
 def library_training_data(db_path: str | Path, folder: str | Path) -> dict:
     """`mkt-train --data library:PATH`: the library's decisions written into `folder`, and the bundle folder
     of the library's model (`model`) to train from. Opens the library for reading only."""

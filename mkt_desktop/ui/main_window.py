@@ -54,6 +54,7 @@ from mkt_desktop.ui.photo_grid import GridItem, PhotoGrid, PhotoModel
 from mkt_desktop.ui.photo_view import PhotoView
 from mkt_desktop.ui.settings_dialog import SettingsDialog
 from mkt_desktop.ui.threshold_panel import ThresholdPanel
+from mkt_desktop.ui.training_dialog import TrainingDialog
 from mkt_desktop.ui.workers import (
     EVERYTHING,
     FOLDERS,
@@ -156,6 +157,7 @@ class MainWindow(QMainWindow):
         self.problem_dialog: dialogs.ProblemDialog | None = None
         self.failures_dialog: dialogs.FailuresDialog | None = None
         self.loading_dialog: QProgressDialog | None = None
+        self.training_dialog: TrainingDialog | None = None
         self._model_problem_shown = False
         self._index_again = False
         self._search_generation = 0
@@ -355,6 +357,9 @@ class MainWindow(QMainWindow):
         self.export_action.setShortcut(QKeySequence("Ctrl+E"))
         self.export_action.triggered.connect(self.export_xmp)
         menu.addAction(self.export_action)
+        self.train_action = menu.addAction("Train on my tags…")
+        self.train_action.setToolTip("Train a new model from the tags you accepted and rejected")
+        self.train_action.triggered.connect(self.open_training)
         menu.addSeparator()
         self.settings_action = menu.addAction("Settings…")
         self.settings_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Preferences))
@@ -399,7 +404,7 @@ class MainWindow(QMainWindow):
             self.show_note(READ_ONLY_NOTE.format(path=self.library.db_path))
         for widget in (self.add_folder_button, self.remove_folder_button, self.rescan_button,
                        self.empty_add_button, self.empty_demo_button, self.add_folder_action, self.demo_action,
-                       self.rescan_action):
+                       self.rescan_action, self.train_action):
             widget.setEnabled(not self.library.read_only)
         self.device_label.setText("Loading the model…")
         self.loading_dialog = self._loading_dialog()
@@ -997,6 +1002,18 @@ class MainWindow(QMainWindow):
             self.undo_action.setText("Undo")
         self.undo_action.setEnabled(bool(self.undo_stack))
 
+    def open_training(self) -> TrainingDialog:
+        """The training dialog (one at a time: a run in progress is shown again, not started twice)."""
+        if self.training_dialog is None or not self.training_dialog.running:
+            self.training_dialog = TrainingDialog(self.library, self.settings.device, self)
+            self.training_dialog.use_model.connect(self.use_trained_model)
+        self.training_dialog.show()
+        self.training_dialog.raise_()
+        return self.training_dialog
+
+    def use_trained_model(self, bundle: str) -> None:
+        self.apply_settings(replace(self.settings, model=bundle))
+
     def export_xmp(self) -> None:
         self.say("Exporting XMP sidecars…", 0)
         self.runner.submit(self.library.export_xmp, on_done=self._exported, on_error=self._job_failed)
@@ -1017,6 +1034,8 @@ class MainWindow(QMainWindow):
         self.threshold_panel.save_pending()
         if self.problem_dialog is not None:
             self.problem_dialog.close()
+        if self.training_dialog is not None:
+            self.training_dialog.close()  # a run in progress is cancelled
         self.runner.close()
         self.photo_model.wait()
         self.photo_view.wait()

@@ -16,9 +16,10 @@ from mkt_desktop.library.training_job import plan_training, run_training
 from trainer.cli import main as mkt_train
 
 
-def _decide(lib: Library, folder: str, count: int) -> dict[int, str]:
-    """Accept each of the first `count` photos' first true label, reject "red star" where it is false."""
-    accepted = {}
+def _decide(lib: Library, folder: str, count: int) -> tuple[dict[int, str], int]:
+    """Accept each of the first `count` photos' first true label, reject "red star" where it is false;
+    ({photo: its accepted label}, how many rejects)."""
+    accepted, rejected = {}, 0
     with open(Path(folder) / "labels.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     for row in rows[:count]:
@@ -28,7 +29,8 @@ def _decide(lib: Library, folder: str, count: int) -> dict[int, str]:
         accepted[photo] = labels[0]
         if "red star" not in labels:
             lib.set_tag(photo, "red star", "rejected")
-    return accepted
+            rejected += 1
+    return accepted, rejected
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +41,20 @@ def toy_clip_library(tmp_path_factory):
     folder = write_demo_folder(root, count=36, seed=3)
     lib = Library(db_path=root / "library.sqlite", model=str(bundle), vocabulary=False)
     assert lib.index([folder]).indexed == 36
-    return lib, folder, _decide(lib, folder, 30)
+    return (lib, folder, *_decide(lib, folder, 30))
 
 
 @pytest.mark.slow
 def test_training_on_my_tags_makes_a_model_the_library_opens_and_tags_with(toy_clip_library):
-    lib, folder, accepted = toy_clip_library
+    lib, folder, accepted, rejected = toy_clip_library
     plan = plan_training(lib, name="mine", epochs=3)
     assert plan.start_model == lib.bundle.path and plan.distill  # from the library's own CLIP: the release variant
     assert plan.fix_layer == 2  # the toy teacher has 4 blocks: the last two train, as the release's 2 of 12
     seen = []
-    report = run_training(plan, progress=seen.append, lib=lib)
+    report = run_training(plan, progress=seen.append)
 
     assert not report.cancelled and report.bundle == lib.db_path.parent / "cache" / TRAINED_FOLDER / "mine"
-    assert (report.photos, report.accepted) == (30, 30)
+    assert (report.photos, report.accepted, report.rejected) == (30, 30, rejected)
     steps = [p.step for p in seen]
     assert steps.index("stage1") < steps.index("stage2") < steps.index("export")
     assert [p.done for p in seen] == sorted(p.done for p in seen) and seen[-1].done == 1.0
@@ -86,7 +88,7 @@ def test_cancel_stops_training_and_installs_no_model(tmp_path):
         if p.step == "stage1" and "step" in p.message:
             cancel.set()  # once training really runs
 
-    report = run_training(plan, progress=progress, cancel=cancel.is_set, lib=lib)
+    report = run_training(plan, progress=progress, cancel=cancel.is_set)
     assert report.cancelled and report.bundle is None
     assert not (tmp_path / "cache" / TRAINED_FOLDER / "stopped").exists()
     assert "stopped" not in {Path(c.spec).name for c in catalogue(tmp_path / "cache")}
