@@ -134,9 +134,10 @@ def catalogue(cache_dir: str | Path, speed: bool = False) -> list[ModelChoice]:
             "`mkt-desktop models add-official FIRST SECOND` (it also needs CLIP ViT-B/16, from open_clip or "
             "--clip ViT-B-16.pt)"))
     choices.append(ModelChoice(
-        spec="", title="A model trained here", installed=False,
-        gives="MKT trained on your own labelled photos (mkt-train stage1/stage2, then mkt-train export).",
-        how="see docs/training.md; give the exported folder as the model"))
+        spec="", title="A model trained on your own tags", installed=False,
+        gives="MKT trained from the tags you accepted and rejected, starting from the model you use now.",
+        how="in the window: Library > Train on my tags...; or mkt-train stage1/stage2 --data library:PATH, then "
+            "mkt-train export (docs/training.md)"))
     return choices
 
 
