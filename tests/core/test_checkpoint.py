@@ -91,3 +91,11 @@ def test_plain_state_dict_files_load(tmp_path):
     assert torch.equal(safe_torch_load(path)["a"], torch.arange(3))
     with pytest.raises(FileNotFoundError):
         safe_torch_load(tmp_path / "missing.pth")
+
+
+def test_a_file_that_is_no_checkpoint_says_so_naming_it(tmp_path):
+    path = tmp_path / "first_stage.pth"
+    path.write_text("<html>a download page, not the file</html>")
+    with pytest.raises(ValueError, match="not a PyTorch checkpoint") as error:
+        safe_torch_load(path)
+    assert str(path) in str(error.value)
