@@ -178,7 +178,7 @@ class Library:
         """The model's bundle (its manifest: sizes, fingerprint); reading it loads no model."""
         if self._bundle is None:
             self._bundle = (self._engine.bundle if self._engine is not None
-                            else resolve_model(self.model_spec, self.db_path.parent / "cache"))
+                            else resolve_model(self.model_spec, self.cache_dir))
         return self._bundle
 
     @property
@@ -455,6 +455,11 @@ class Library:
                     session.commit()
                 self._model_id = row.id
         return self._model_id
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where the library keeps the models it makes (CLIP bundles, the authors' MKT) and their speeds."""
+        return self.db_path.parent / "cache"
 
     @property
     def thumbnail_dir(self) -> Path:
