@@ -11,7 +11,6 @@ from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -147,6 +146,8 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings(model=library.model_spec)
         self.settings_path = Path(settings_path) if settings_path else None
         self.runner = LibraryRunner(self)
+        self.models_runner = LibraryRunner(self)  # the model list, speeds, conversions: never behind an index run
+        self.settings_dialog: SettingsDialog | None = None
         self.cancel_flag = CancelFlag()
         self.indexing = False
         self.view = View()
@@ -498,11 +499,23 @@ class MainWindow(QMainWindow):
 
     # -- settings, another model or database ----------------------------------------------------
 
-    def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            return
-        self.apply_settings(dialog.settings())
+    def open_settings(self) -> SettingsDialog:
+        """The Settings dialog, at the model list, without blocking the window; OK applies it."""
+        if self.settings_dialog is not None:
+            self.settings_dialog.close()
+        dialog = SettingsDialog(self.settings, self, cache_dir=self.library.cache_dir, runner=self.models_runner)
+        self.settings_dialog = dialog
+
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.settings()))
+        dialog.finished.connect(lambda _result: self._settings_closed(dialog))
+        dialog.open()
+        dialog.chooser.list.setFocus()
+        return dialog
+
+    def _settings_closed(self, dialog: SettingsDialog) -> None:
+        if self.settings_dialog is dialog:
+            self.settings_dialog = None
+        dialog.deleteLater()
 
     def apply_settings(self, new: Settings, database_changed: bool = False) -> None:
         """Keep the new settings and apply them now: the thumbnail size at once; a new model, device, batch
@@ -1037,6 +1050,7 @@ class MainWindow(QMainWindow):
         if self.training_dialog is not None:
             self.training_dialog.close()  # a run in progress is cancelled
         self.runner.close()
+        self.models_runner.close()  # a conversion under way finishes: no half-written model is left
         self.photo_model.wait()
         self.photo_view.wait()
         super().closeEvent(event)

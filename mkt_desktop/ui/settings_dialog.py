@@ -1,5 +1,6 @@
-"""The Settings dialog: model, device, batch size, thumbnail size, database location and the folders indexing
-skips. Whatever it does not show is kept as it was (OK never resets a setting it has no field for)."""
+"""The Settings dialog: the model (the catalogue in plain words, model_chooser.py), device, batch size, thumbnail
+size, database location and the folders indexing skips. Whatever it does not show is kept as it was (OK never
+resets a setting it has no field for)."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -15,31 +16,28 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
+from mkt_desktop.paths import default_data_dir
 from mkt_desktop.settings import BATCH_SIZES, DEVICES, THUMBNAIL_SIZES, Settings
-
-MODEL_CHOICES = ("demo", "clip:ViT-B-16/openai", "clip:ViT-B-32/openai")  # or clip:NAME/PATH, a bundle folder
+from mkt_desktop.ui.model_chooser import ModelChooser
+from mkt_desktop.ui.workers import LibraryRunner
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent: QWidget | None = None):
+    """`cache_dir`: where the library keeps the models it makes (the CLI's default when not given); `runner`: the
+    background runner for the model list and conversions (the dialog's own when not given)."""
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None, cache_dir: str | Path | None = None,
+                 runner: LibraryRunner | None = None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.model_box = QComboBox()
-        self.model_box.setEditable(True)
-        self.model_box.addItems(MODEL_CHOICES)
-        self.model_box.setCurrentText(settings.model)
-        self.model_box.setToolTip("'demo' (offline, knows only the synthetic world), an open_clip model as "
-                                  "clip:NAME/TAG (downloads its weights once), clip:NAME/PATH (a local weights "
-                                  "file), or a bundle folder")
-        browse_model = QPushButton("Bundle folder…")
-        browse_model.clicked.connect(self._choose_bundle)
-        browse_clip = QPushButton("CLIP file…")
-        browse_clip.setToolTip("A CLIP weights file on disk (open_clip_pytorch_model.bin and the like): "
-                               "clip:NAME/PATH, no download")
-        browse_clip.clicked.connect(self._choose_clip_file)
+        if cache_dir is None:  # as `mkt-desktop models` finds it: beside the database
+            folder = Path(settings.database).expanduser().parent if settings.database else default_data_dir()
+            cache_dir = folder / "cache"
+        self.chooser = ModelChooser(settings.model, Path(cache_dir), runner or LibraryRunner(self))
         self.device_box = QComboBox()
         self.device_box.addItems(DEVICES)
         self.device_box.setCurrentText(settings.device)
@@ -60,8 +58,10 @@ class SettingsDialog(QDialog):
         self.skip_edit.setToolTip("Folder names indexing never walks, separated by commas; shell patterns "
                                   "(.* for hidden folders), any case")
 
-        form = QFormLayout(self)
-        form.addRow("Model", _row(self.model_box, browse_model, browse_clip))
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.chooser, 1)
+        form = QFormLayout()
+        layout.addLayout(form)
         form.addRow("Device", self.device_box)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Thumbnail size", self.thumb_spin)
@@ -71,30 +71,22 @@ class SettingsDialog(QDialog):
                       "indexed for it; another database is opened (a new file is created).")
         note.setWordWrap(True)
         form.addRow(note)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form.addRow(self.buttons)
+        self.resize(820, 780)
 
     def settings(self) -> Settings:
         """What the dialog shows, as settings (raises ValueError for a model left empty)."""
         skipped = [name.strip() for name in self.skip_edit.text().split(",") if name.strip()]
-        return replace(self.base, model=self.model_box.currentText().strip(), device=self.device_box.currentText(),
+        return replace(self.base, model=self.chooser.spec(), device=self.device_box.currentText(),
                        batch_size=self.batch_spin.value(), thumbnail_size=self.thumb_spin.value(),
                        database=self.database_edit.text().strip(), skip_folders=skipped)
 
-    def _choose_bundle(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "A model bundle folder (written by mkt-train export)")
-        if folder:
-            self.model_box.setCurrentText(folder)
-
-    def _choose_clip_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "A CLIP weights file (open_clip)", str(Path.home()),
-                                              "CLIP weights (*.bin *.pt *.pth *.safetensors);;All files (*)")
-        if path:
-            current = self.model_box.currentText().strip()
-            name = current[len("clip:"):].partition("/")[0] if current.startswith("clip:") else ""
-            self.model_box.setCurrentText(f"clip:{name or 'ViT-B-16'}/{Path(path).resolve()}")
+    def done(self, result: int) -> None:
+        self.chooser.close_down()
+        super().done(result)
 
     def _choose_database(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Library database", self.database_edit.text(),

@@ -42,7 +42,7 @@ def test_settings_dialog_saves_and_the_thumbnail_size_applies_at_once(qtbot, tmp
     window.settings_path = path
     dialog = SettingsDialog(window.settings, window)
     qtbot.addWidget(dialog)
-    assert dialog.model_box.currentText() == tiny_bundle
+    assert dialog.chooser.spec() == tiny_bundle
     dialog.thumb_spin.setValue(200)
     dialog.device_box.setCurrentText("cpu")
     dialog.batch_spin.setValue(4)
