@@ -1,5 +1,5 @@
-"""The desktop app's settings: model, device, batch size, thumbnail size, database and the folders
-indexing skips, kept in a JSON file.
+"""The desktop app's settings: model, device, batch size, thumbnail size, database, the folders
+indexing skips and whether the first run's word on the models was dismissed, kept in a JSON file.
 
 Read at start; a missing file means the defaults, and a broken one is reported and replaced by the
 defaults rather than stopping the app. Command-line flags win over the file for one run.
@@ -29,6 +29,7 @@ class Settings:
     database: str = ""  # the library file; empty: library.sqlite in the user data folder
     # folder names indexing never walks (shell patterns, any case): hidden, NAS thumbnails, recycle bins
     skip_folders: list[str] = field(default_factory=lambda: list(_default_skipped()))
+    model_intro_seen: bool = False  # the first run's word on the model choices was dismissed
 
     def __post_init__(self) -> None:
         problems = []
@@ -44,6 +45,8 @@ class Settings:
             problems.append("database must be a file path or empty")
         if not isinstance(self.skip_folders, list) or not all(isinstance(p, str) and p for p in self.skip_folders):
             problems.append("skip_folders must be a list of folder names or patterns such as '@eaDir' or '.*'")
+        if not isinstance(self.model_intro_seen, bool):
+            problems.append("model_intro_seen must be true or false")
         if problems:
             raise ValueError("; ".join(problems))
 

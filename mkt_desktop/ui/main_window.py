@@ -49,6 +49,7 @@ from mkt_desktop.library import (
 from mkt_desktop.settings import Settings
 from mkt_desktop.ui import dialogs, jobs
 from mkt_desktop.ui.confidence import readable, shown
+from mkt_desktop.ui.model_intro import ModelIntro
 from mkt_desktop.ui.photo_grid import GridItem, PhotoGrid, PhotoModel
 from mkt_desktop.ui.photo_view import PhotoView
 from mkt_desktop.ui.settings_dialog import SettingsDialog
@@ -328,6 +329,9 @@ class MainWindow(QMainWindow):
                                           "into a folder and index them")
         self.empty_add_button.clicked.connect(self.choose_folder)
         self.empty_demo_button.clicked.connect(self.make_demo_photos)
+        self.model_intro = ModelIntro()
+        self.model_intro.choose_requested.connect(lambda: self.open_settings(from_intro=True))
+        self.model_intro.dismissed.connect(self.dismiss_model_intro)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         buttons.addWidget(self.empty_add_button)
@@ -340,6 +344,8 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.empty_text)  # no alignment: a wrapped label gets the height its width needs
         layout.addSpacing(12)
         layout.addLayout(buttons)
+        layout.addSpacing(24)
+        layout.addWidget(self.model_intro)
         layout.addStretch(2)
         return page
 
@@ -499,14 +505,20 @@ class MainWindow(QMainWindow):
 
     # -- settings, another model or database ----------------------------------------------------
 
-    def open_settings(self) -> SettingsDialog:
-        """The Settings dialog, at the model list, without blocking the window; OK applies it."""
+    def open_settings(self, from_intro: bool = False) -> SettingsDialog:
+        """The Settings dialog, at the model list, without blocking the window; OK applies it (from the first
+        run's word on the models, OK also dismisses that)."""
         if self.settings_dialog is not None:
             self.settings_dialog.close()
         dialog = SettingsDialog(self.settings, self, cache_dir=self.library.cache_dir, runner=self.models_runner)
         self.settings_dialog = dialog
 
-        dialog.accepted.connect(lambda: self.apply_settings(dialog.settings()))
+        def accepted() -> None:
+            new = dialog.settings()
+            self.apply_settings(replace(new, model_intro_seen=True) if from_intro else new)
+            self._update_empty()
+
+        dialog.accepted.connect(accepted)
         dialog.finished.connect(lambda _result: self._settings_closed(dialog))
         dialog.open()
         dialog.chooser.list.setFocus()
@@ -516,6 +528,12 @@ class MainWindow(QMainWindow):
         if self.settings_dialog is dialog:
             self.settings_dialog = None
         dialog.deleteLater()
+
+    def dismiss_model_intro(self) -> None:
+        """"Don't show again": the first run's word on the models, remembered in the settings."""
+        self.settings = replace(self.settings, model_intro_seen=True)
+        self._save_settings()
+        self._update_empty()
 
     def apply_settings(self, new: Settings, database_changed: bool = False) -> None:
         """Keep the new settings and apply them now: the thumbnail size at once; a new model, device, batch
@@ -860,6 +878,8 @@ class MainWindow(QMainWindow):
         guide = no_folders and not self.indexing
         self.empty_add_button.setVisible(guide)
         self.empty_demo_button.setVisible(guide)
+        self.model_intro.show_model(self.library.model_spec)
+        self.model_intro.setVisible(guide and not self.settings.model_intro_seen)
         self.pages.setCurrentWidget(self.empty_page)
 
     def show_similar(self, photo_id: int) -> None:

@@ -1,4 +1,5 @@
-"""The model choice as a person meets it: the catalogue in the Settings dialog, in plain words.
+"""The model choice as a person meets it: the catalogue in the Settings dialog, in plain words, and the first run's
+word on what each model means for their own photos.
 Real widgets (offscreen), real settings files, real bundles."""
 
 import gc
@@ -12,9 +13,9 @@ from PySide6.QtWidgets import QDialogButtonBox, QFileDialog
 
 import mkt_desktop.ui.model_chooser as model_chooser
 from mkt_desktop.library import AUTHORS_PAGE, Library
-from mkt_desktop.settings import Settings
+from mkt_desktop.settings import Settings, load_settings
 from mkt_desktop.ui.main_window import MainWindow
-from tests.ui.helpers import WAIT_MS, UiThreadAnswer, wait_idle
+from tests.ui.helpers import WAIT_MS, UiThreadAnswer, index_through_ui, wait_idle, write_photos
 
 MULTILINGUAL = "clip:xlm-roberta-base-ViT-B-32/laion5b_s13b_b90k"
 
@@ -147,4 +148,50 @@ def test_a_bad_checkpoint_file_is_refused_in_one_line_naming_it(qtbot, tmp_path,
     assert chooser.add_official_button.isEnabled() and chooser.spec() == "demo"
     assert not (tmp_path / "cache" / "models").exists()  # nothing half made
     dialog.reject()
+    window.close()
+
+
+def test_the_first_run_says_what_each_model_means_and_opens_settings_at_the_list(qtbot, tmp_path):
+    window = window_with_settings(qtbot, tmp_path, Settings(model="demo"))
+    wait_idle(qtbot, window)
+    intro = window.model_intro
+    assert intro.isVisible() and window.pages.currentWidget() is window.empty_page
+    assert "mean nothing" in intro.text.text() and "CLIP" in intro.text.text() and "authors" in intro.text.text()
+    assert intro.current.text() == "In use now: the demo model."
+    qtbot.mouseClick(intro.choose_button, Qt.MouseButton.LeftButton)
+    dialog = window.settings_dialog
+    assert dialog is not None and dialog.isVisible() and dialog.focusWidget() is dialog.chooser.list
+    qtbot.waitUntil(lambda: len(dialog.chooser.entries()) > 2, timeout=WAIT_MS)
+    dialog.reject()  # Cancel: still not chosen, so it stays
+    assert intro.isVisible() and not load_settings(tmp_path / "settings.json")[0].model_intro_seen
+    qtbot.mouseClick(intro.choose_button, Qt.MouseButton.LeftButton)
+    dialog = window.settings_dialog
+    qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    assert not intro.isVisible() and load_settings(tmp_path / "settings.json")[0].model_intro_seen  # chosen: gone
+    window.close()
+
+
+def test_the_first_run_word_goes_once_dismissed_and_stays_gone(qtbot, tmp_path):
+    window = window_with_settings(qtbot, tmp_path, Settings(model="demo"))
+    wait_idle(qtbot, window)
+    assert window.model_intro.isVisible()
+    qtbot.mouseClick(window.model_intro.dismiss_button, Qt.MouseButton.LeftButton)
+    assert not window.model_intro.isVisible()
+    assert load_settings(tmp_path / "settings.json")[0].model_intro_seen
+    window.close()
+
+    again = window_with_settings(qtbot, tmp_path / "next-start", load_settings(tmp_path / "settings.json")[0])
+    wait_idle(qtbot, again)
+    assert again.pages.currentWidget() is again.empty_page and not again.model_intro.isVisible()
+    again.close()
+
+
+def test_the_first_run_word_is_not_shown_once_there_are_photos(qtbot, tmp_path, tiny_bundle):
+    write_photos(tmp_path / "photos", 2)
+    window = window_with_settings(qtbot, tmp_path, Settings(model=tiny_bundle))
+    wait_idle(qtbot, window)
+    assert window.model_intro.isVisible()
+    window.add_folder(str(tmp_path / "photos"), index=False)
+    index_through_ui(qtbot, window)
+    assert window.pages.currentWidget() is window.grid and not window.model_intro.isVisible()
     window.close()

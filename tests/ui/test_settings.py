@@ -49,7 +49,7 @@ def test_settings_dialog_saves_and_the_thumbnail_size_applies_at_once(qtbot, tmp
     window.apply_settings(dialog.settings())
     saved = json.loads(path.read_text())
     assert saved == {"model": tiny_bundle, "device": "cpu", "batch_size": 4, "thumbnail_size": 200, "database": "",
-                     "skip_folders": list(DEFAULT_SKIPPED)}
+                     "skip_folders": list(DEFAULT_SKIPPED), "model_intro_seen": False}
     assert window.grid.iconSize().width() == 200 and window.photo_model.thumb_size == 200
     window.close()
 
