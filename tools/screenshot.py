@@ -1,5 +1,6 @@
 """Take the README's screenshots: the app on the demo model after indexing demo photos and typing a label,
-the first run (an empty library), and the dialog a model that cannot be loaded opens.
+the first run (an empty library), the dialog a model that cannot be loaded opens, and the Settings dialog's
+model list.
 
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshot.py docs/screenshots/demo-model.png
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshot.py docs/screenshots/first-run.png \
@@ -7,6 +8,8 @@ the first run (an empty library), and the dialog a model that cannot be loaded o
     HF_HUB_OFFLINE=1 xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshot.py \
         docs/screenshots/model-error.png --scene model-error    # clip:ViT-B-16/openai offline, not in the cache
     QT_QPA_PLATFORM=offscreen .venv/bin/python tools/screenshot.py docs/screenshots/grid-marks.png --scene grid-marks
+    QT_QPA_PLATFORM=offscreen .venv/bin/python tools/screenshot.py docs/screenshots/settings-models.png \
+        --scene settings-models
 
 Needs Debian's xvfb, xauth, libxcb-icccm4, libxcb-keysyms1, libxcb-cursor0 and imagemagick (for `import`).
 
@@ -110,8 +113,29 @@ def grid_marks(app: QApplication, out: str, label: str = "cyan star") -> int:
     return 0
 
 
+def settings_models(app: QApplication, out: str) -> int:
+    """The Settings dialog's model list on a new library: the demo's speed measured, a CLIP model selected."""
+    with tempfile.TemporaryDirectory() as tmp:
+        window = MainWindow(Library(db_path=Path(tmp) / "library.sqlite", model="demo"))
+        window.show()
+        wait_until(app, lambda: not window.runner.busy())
+        dialog = window.open_settings()
+        wait_until(app, lambda: not window.models_runner.busy() and dialog.chooser.entries())
+        dialog.chooser.measure_speeds()
+        wait_until(app, lambda: not window.models_runner.busy())
+        dialog.chooser.select("clip:ViT-B-16/openai")
+        dialog.chooser.list.scrollToTop()
+        QTimer.singleShot(500, lambda: (dialog.grab().save(out), app.quit()))
+        app.exec()
+        window.close()
+    print(f"wrote {out}")
+    return 0
+
+
 def main(out: str, scene: str = "demo") -> int:
     app = QApplication(sys.argv[:1])
+    if scene == "settings-models":
+        return settings_models(app, out)
     if scene == "grid-marks":
         return grid_marks(app, out)
     if scene == "first-run":
@@ -154,6 +178,7 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="Take a screenshot of the window under X (Xvfb).")
     parser.add_argument("out", nargs="?", default="screenshot.png")
-    parser.add_argument("--scene", default="demo", choices=("demo", "first-run", "model-error", "grid-marks"))
+    parser.add_argument("--scene", default="demo", choices=("demo", "first-run", "model-error", "grid-marks",
+                                                            "settings-models"))
     arguments = parser.parse_args()
     sys.exit(main(arguments.out, arguments.scene))
