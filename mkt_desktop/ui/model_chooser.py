@@ -48,8 +48,9 @@ AUTHORS_HOW = (f"Download the two checkpoint files (first stage, second stage) f
                f"<a href=\"{AUTHORS_PAGE}\">{AUTHORS_PAGE}</a>, then press <b>Add the authors' files…</b>: they are "
                "converted here into a model this app opens (this needs CLIP ViT-B/16's weights too: a file you "
                "have, or open_clip downloads them once).")
-TRAINED_HOW = ("Train with mkt-train on your own labelled photos, export the model with mkt-train export, then "
-               "press <b>Bundle folder…</b> and choose the exported folder.")
+TRAINED_HOW = ("<b>Library → Train on my tags…</b> trains one on the photos you accepted and rejected; it is "
+               "listed here once made. A model trained with mkt-train and exported: press <b>Bundle folder…</b> "
+               "and choose its folder.")
 
 
 def facts(choice: ModelChoice, measuring: bool = False) -> str:
