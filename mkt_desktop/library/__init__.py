@@ -6,6 +6,8 @@ What the window and the command line may use; the modules behind it are the libr
 from mkt_desktop.library.browse import PhotoRow, View, year_range
 from mkt_desktop.library.catalogue import (
     AUTHORS_PAGE,
+    OFFICIAL_TITLE,
+    TRAINING_TITLE,
     ModelChoice,
     add_official,
     free_official_name,
@@ -22,6 +24,6 @@ from mkt_desktop.library.library import LabelInfo, Library, PhotoLabel, SearchHi
 from mkt_desktop.library.model_source import ModelUnavailable, split_clip_spec
 
 __all__ = ["AUTHORS_PAGE", "DEMO_COUNT", "DEMO_FOLDER_NAME", "DatabaseError", "Decision", "IndexReport", "LabelError",
-           "LabelInfo", "Library", "ModelChoice", "ModelUnavailable", "PhotoLabel", "PhotoRow", "Progress", "SearchHit",
-           "View", "add_official", "describe_error", "free_official_name", "measure_and_remember", "model_choices",
-           "split_clip_spec", "write_demo_folder", "year_range"]
+           "LabelInfo", "Library", "ModelChoice", "ModelUnavailable", "OFFICIAL_TITLE", "PhotoLabel", "PhotoRow",
+           "Progress", "SearchHit", "TRAINING_TITLE", "View", "add_official", "describe_error", "free_official_name",
+           "measure_and_remember", "model_choices", "split_clip_spec", "write_demo_folder", "year_range"]

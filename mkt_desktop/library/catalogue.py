@@ -39,6 +39,8 @@ CLIP_CHOICES: tuple[tuple[str, int, str], ...] = (
      "labels in any language (\"chien noir\", \"黒い犬\"): B/32's image side with a multilingual text side"),
 )
 CLIP_MADE_GIVES = "CLIP, made here from an open_clip model: tags any words in everyday photos with no training"
+OFFICIAL_TITLE = "MKT by the paper's authors (NUS-WIDE, from CLIP ViT-B/16)"
+TRAINING_TITLE = "A model trained on your own tags"  # how to get one (those made are listed by their name)
 TRAINED_GIVES = "MKT trained here on this library's own tags (the photos you accepted and rejected for each label)"
 FOLDER_GIVES = "A model bundle in a folder of yours (trained with mkt-train and exported, or copied here)"
 OFFICIAL_GIVES = ("MKT as the paper made it: distilled from CLIP on NUS-WIDE's Flickr photos and their tags, "
@@ -165,14 +167,14 @@ def catalogue(cache_dir: str | Path, speed: bool = False) -> list[ModelChoice]:
             gives=f"{CLIP_GIVES}: {note}.",
             how="open_clip downloads it the first time it is chosen; then it works offline"))
     choices.append(ModelChoice(
-        spec="", title="MKT by the paper's authors (NUS-WIDE, from CLIP ViT-B/16)", installed=False,
+        spec="", title=OFFICIAL_TITLE, installed=False,
         download_mb=OFFICIAL_DOWNLOAD_MB + 599, two_streams=True,
         gives=OFFICIAL_GIVES,
         how=f"download first_stage and second_stage checkpoints from {AUTHORS_PAGE}, then run "
             "`mkt-desktop models add-official FIRST SECOND` (it also needs CLIP ViT-B/16, from open_clip or "
             "--clip ViT-B-16.pt)"))
     choices.append(ModelChoice(
-        spec="", title="A model trained on your own tags", installed=False,
+        spec="", title=TRAINING_TITLE, installed=False,
         gives="MKT trained from the tags you accepted and rejected, starting from the model you use now.",
         how="in the window: Library > Train on my tags...; or mkt-train stage1/stage2 --data library:PATH, then "
             "mkt-train export (docs/training.md)"))

@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
 
 from mkt_desktop.library import (
     AUTHORS_PAGE,
+    OFFICIAL_TITLE,
+    TRAINING_TITLE,
     ModelChoice,
     add_official,
     describe_error,
@@ -43,7 +45,6 @@ from mkt_desktop.ui.workers import LibraryRunner
 ERROR_STYLE = "color: #8a1f11;"
 HTML_ROLE = Qt.ItemDataRole.UserRole + 1  # the entry as it is drawn; the display text is the same, plain
 ENTRY_MARGIN = 4
-TRAINED_HERE = "A model trained here"
 AUTHORS_HOW = (f"Download the two checkpoint files (first stage, second stage) from the authors' page, "
                f"<a href=\"{AUTHORS_PAGE}\">{AUTHORS_PAGE}</a>, then press <b>Add the authors' files…</b>: they are "
                "converted here into a model this app opens (this needs CLIP ViT-B/16's weights too: a file you "
@@ -245,9 +246,9 @@ class ModelChooser(QWidget):
         """How to get the selected model, when choosing it is not all it takes."""
         if choice is None:
             text = ""
-        elif choice.title.startswith("MKT by the paper's authors"):
+        elif choice.title == OFFICIAL_TITLE:
             text = AUTHORS_HOW
-        elif choice.title == TRAINED_HERE:
+        elif choice.title == TRAINING_TITLE:
             text = TRAINED_HOW
         elif choice.spec.startswith("clip:") and not choice.installed:
             text = "Chosen: open_clip downloads it when you press OK (once; it works offline after)."

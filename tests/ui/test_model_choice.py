@@ -82,6 +82,8 @@ def test_settings_lists_the_models_in_plain_words_and_ok_saves_the_one_chosen(qt
 
     click_entry(qtbot, dialog, title_start="MKT by the paper's authors")  # not a model yet: how to get it, and its page
     assert AUTHORS_PAGE in dialog.chooser.details.text() and dialog.chooser.spec() == "demo"
+    click_entry(qtbot, dialog, title_start="A model trained on your own tags")
+    assert "Train on my tags" in dialog.chooser.details.text() and dialog.chooser.spec() == "demo"
     click_entry(qtbot, dialog, "clip:ViT-B-32/openai")
     assert dialog.chooser.spec() == "clip:ViT-B-32/openai"
     click_entry(qtbot, dialog, str(mine))
