@@ -185,6 +185,45 @@ def cmd_similar(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """Train on my tags: a new model from the library's decisions, starting from --model (training_job.py)."""
+    import signal
+
+    from mkt_desktop.library.training_job import plan_training, run_training
+
+    lib = _library(args)
+    if lib.read_only:
+        raise PermissionError(f"{lib.db_path}: the library is read-only; a training run writes its model beside it")
+    plan = plan_training(lib, name=args.name, device=args.device, epochs=args.epochs, start_model=lib.bundle.path)
+    counts = plan.counts
+    _warn_or_say = (lambda text: None) if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
+    _warn_or_say(f"training on {counts['photos']} photos ({counts['accepted']} accepted, {counts['rejected']} "
+                 f"rejected tags) from {lib.bundle.name}; Ctrl-C stops it")
+    stop = {"asked": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(asked=True))
+    shown = {"line": ""}
+
+    def progress(p):
+        line = f"{p.done:4.0%}  {p.message}"
+        if line != shown["line"]:
+            shown["line"] = line
+            _warn_or_say(line)
+
+    try:
+        report = run_training(plan, progress=progress, cancel=lambda: stop["asked"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    data = {"bundle": str(report.bundle) if report.bundle else None, "cancelled": report.cancelled,
+            "photos": report.photos, "accepted": report.accepted, "rejected": report.rejected,
+            "seconds": round(report.seconds, 1), "run_folder": str(report.run_folder)}
+    if report.cancelled:
+        _emit(args, data, f"cancelled: no new model (the run's checkpoints are in {report.run_folder})")
+        return 130
+    _emit(args, data, f"trained in {report.seconds:.0f} s: {report.bundle}\nuse it with --model {report.bundle} "
+                      "(or choose it in the window's Settings)")
+    return 0
+
+
 def cmd_where(args) -> int:
     from mkt_desktop.library.where import where_text
 
@@ -396,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("photo")
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=cmd_similar)
+    p = sub.add_parser("train", parents=[common], help="train a new model on the library's accepted and rejected "
+                       "tags, starting from --model (mkt-train in the background; the GPU when there is one)")
+    p.add_argument("--name", help="the new model's folder name in the cache's trained/ folder (default: mine-DATE)")
+    p.add_argument("--epochs", type=int, help="passes over the tagged photos (default: trainer/configs/library.toml's)")
+    p.set_defaults(func=cmd_train)
     p = sub.add_parser("where", parents=[common], help="where in a photo a label is: its score on each patch")
     p.add_argument("photo")
     p.add_argument("label")

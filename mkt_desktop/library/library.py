@@ -820,13 +820,13 @@ class Library:
         """A text that is not a saved label: scored over the store's photos, not kept on disk."""
         snapshot = self.snapshot()
         z = self.label_embeddings([text])
-        unique, inverse = np.unique(snapshot.rows, return_inverse=True)
-        return snapshot, [self.store.score_labels(z, rows=unique)[inverse.reshape(-1), 0]]
+        unique, inverse = snapshot.distinct_rows()
+        return snapshot, [self.store.score_labels(z, rows=unique)[inverse, 0]]
 
     def _candidate_search(self, snapshot: Snapshot, text: str, limit: int) -> list[tuple[int, float]]:
         """[(photo id, exact score)] of the best photos, through the store's summary tokens."""
         z = self.label_embeddings([text])
-        unique = np.unique(snapshot.rows)
+        unique, _ = snapshot.distinct_rows()
         rows, exact = self.store.top_rows(z[0], unique, limit)
         score_of = dict(zip(rows.tolist(), exact.tolist(), strict=True))
         picked = np.flatnonzero(np.isin(snapshot.rows, rows))

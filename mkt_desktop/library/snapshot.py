@@ -27,9 +27,18 @@ class Snapshot:
     photo_ids: np.ndarray  # int64 [P]
     rows: np.ndarray  # int64 [P]: each photo's row in the embedding store
     position: dict[int, int] = field(default_factory=dict, repr=False)  # photo id -> index, built on demand
+    _distinct: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # see distinct_rows
 
     def __len__(self) -> int:
         return len(self.photo_ids)
+
+    def distinct_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the store rows the photos use, each once and in order; each photo's index into them): copies of a
+        photo share a row. Kept with the snapshot: every new text's search asks for it."""
+        if self._distinct is None:
+            unique, inverse = np.unique(self.rows, return_inverse=True)
+            self._distinct = (unique, inverse.reshape(-1))
+        return self._distinct
 
     def index_of(self, photo_id: int) -> int | None:
         if not self.position and len(self.photo_ids):

@@ -1,6 +1,7 @@
 """Train on my tags: a library's decisions -> mkt-train stage 1 and 2 -> a bundle the app opens and tags with."""
 
 import csv
+import json
 import threading
 from pathlib import Path
 
@@ -118,3 +119,22 @@ def test_an_mkt_bundle_distils_only_with_its_teacher_given(tmp_path, capsys):
     rc = mkt_train(["stage1", "--data", f"library:{lib.db_path}", "--out", str(tmp_path / "run"), "--epochs", "1"])
     err = capsys.readouterr().err
     assert rc == 1 and "does not carry its teacher" in err and "--distill-weight 0" in err
+
+
+@pytest.mark.slow
+def test_the_command_line_trains_and_says_how_to_use_the_new_model(tmp_path, capsys):
+    from mkt_desktop.cli import main as mkt_desktop
+
+    folder = write_demo_folder(tmp_path, count=10, seed=6)
+    db = tmp_path / "library.sqlite"
+    assert mkt_desktop(["index", folder, "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert mkt_desktop(["train", "--db", str(db), "--json"]) == 1  # nothing accepted yet
+    assert "no accepted tags" in json.loads(capsys.readouterr().out)["error"]  # --json: the error too
+    lib = Library(db_path=db, model="demo", vocabulary=False)
+    _decide(lib, folder, 8)
+    assert mkt_desktop(["train", "--db", str(db), "--epochs", "1", "--name", "cli", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["bundle"] == str(tmp_path / "cache" / TRAINED_FOLDER / "cli") and not result["cancelled"]
+    assert result["accepted"] == 8
+    assert mkt_desktop(["search", "red star", "--db", str(db), "--model", result["bundle"], "--json"]) == 0
