@@ -73,6 +73,10 @@ VERSION = 2  # 2: scale.bin (version 1 stores are upgraded on open: t = 1 for ev
 CLIP_SIGMAS = 8.0  # codes span +-8 standard deviations of each PCA dimension; beyond, a token takes t > 1
 ZERO_POINT = 128
 SUMMARY_TOKENS = 8  # per photo, for finding candidates fast (see `top_rows`)
+# Candidates are ranked on the summary tokens' first (largest-variance) PCA dimensions only: on the demo
+# model's photos 16 of 128 find the same candidates as all 128 (8 do not); 32 keeps a margin, at a quarter
+# of the work (docs/performance.md).
+SUMMARY_DIMS = 32
 SPREAD_FLOOR = 0.05  # the smallest per-dimension spread a codec assumes, as a fraction of the largest
 QUERY_LEVELS = 63  # 7-bit query: see the module docstring
 
@@ -165,6 +169,7 @@ class EmbeddingStore:
         self._summary_session: Any = None
         self._summary: np.ndarray | None = None  # [rows, S, r] uint8, completed on first use
         self._summary_scale: np.ndarray | None = None
+        self._summary_head: np.ndarray | None = None  # [rows, S, SUMMARY_DIMS] uint8, in memory, contiguous
         self.refresh()
 
     # -- creating and opening -----------------------------------------------------------------
@@ -270,7 +275,7 @@ class EmbeddingStore:
             return  # the store only grows: the same count is the same data
         self._count = committed
         if self._summary is not None and len(self._summary) != self._count:
-            self._summary = self._summary_scale = None
+            self._summary = self._summary_scale = self._summary_head = None
         if self._count:
             n, d, r = self._count, self.embed_dim, self.local_dims
             self._ids = np.array(np.memmap(self.folder / "ids.bin", dtype="<i8", mode="r", shape=(n,)))
@@ -555,13 +560,15 @@ class EmbeddingStore:
             graph = scoring_graph(SUMMARY_TOKENS, 1)  # the top-1 "mean" is the max
             self._summary_session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         codec, _, _ = self._local_stream()
-        summary, summary_scale = self._summary, self._summary_scale
+        summary, summary_scale = self._summary_head, self._summary_scale
         assert summary is not None and summary_scale is not None  # _complete_summaries set them
+        head = summary.shape[-1]
         q, q_scale, offset = codec.query(z)
-        feed = {"q": q, "q_scale": q_scale, "z": np.ascontiguousarray(z.T), "offset": offset}
+        feed = {"q": np.ascontiguousarray(q[:head]), "q_scale": q_scale, "z": np.ascontiguousarray(z.T),
+                "offset": offset}
         out = np.empty((len(rows), len(z)), dtype=np.float32)
         for start in range(0, len(rows), chunk):
-            feed["codes"] = self._block(summary, rows, start, chunk).reshape(-1, self.local_dims)
+            feed["codes"] = self._block(summary, rows, start, chunk).reshape(-1, head)
             feed["token_scale"] = self._block(summary_scale, rows, start, chunk).reshape(-1, 1)
             feed["global"] = self._block(self._globals(), rows, start, chunk)
             out[start:start + chunk] = self._summary_session.run(None, feed)[0]
@@ -599,6 +606,7 @@ class EmbeddingStore:
             stored_codes = np.concatenate([stored_codes, *(p[0] for p in parts)])
             stored_scale = np.concatenate([stored_scale, *(p[1] for p in parts)])
         self._summary, self._summary_scale = stored_codes, stored_scale
+        self._summary_head = np.ascontiguousarray(stored_codes[:, :, :SUMMARY_DIMS])
 
     def patch_dots(self, photo_id: int, label_emb: np.ndarray) -> np.ndarray:
         """Each patch's dot `<z, e_j>` `[N]` for one photo, computed as the scoring graph computes it

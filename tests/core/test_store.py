@@ -190,9 +190,10 @@ def test_a_version_1_store_is_upgraded_and_keeps_its_scores(tmp_path):
     assert len(EmbeddingStore.open(tmp_path / "s")) == 13
 
 
-def test_the_summary_search_finds_the_exact_top_photos(tmp_path):
+@pytest.mark.parametrize("local_dims", [32, 64])  # 64: candidates ranked on the summaries' first 32 dimensions
+def test_the_summary_search_finds_the_exact_top_photos(tmp_path, local_dims):
     global_, local = _photos(3000, rank=24)
-    store = EmbeddingStore.create(tmp_path / "s", D, N, K, "m", local_dims=32)
+    store = EmbeddingStore.create(tmp_path / "s", D, N, K, "m", local_dims=local_dims)
     for start in range(0, 3000, 500):
         store.append(np.arange(start, start + 500), global_[start:start + 500], local[start:start + 500])
     z = _labels(5)
