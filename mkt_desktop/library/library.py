@@ -469,6 +469,16 @@ class Library:
     def device_description(self) -> str:
         return self.engine.device_description()
 
+    def warm_up(self) -> None:
+        """Load what the first new text's search would wait for (the photos' arrays, the store's summary
+        tokens, its scoring graphs: seconds at 100,000 photos), so that it answers at once; the window
+        runs it in the background once the model is loaded."""
+        with self._lock:
+            snapshot = self.snapshot()
+            if len(snapshot) > EXACT_SEARCH_PHOTOS and self.bundle.num_patches:
+                unique, _ = snapshot.distinct_rows()
+                self.store.top_rows(np.zeros(self.bundle.embed_dim, dtype=np.float32), unique, 1)
+
     def label_embeddings(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self._label_cache]
         if missing:

@@ -496,6 +496,7 @@ class MainWindow(QMainWindow):
         self._model_loaded()
         self.banner.hide()
         self.device_label.setText(description)
+        self.runner.submit(self.library.warm_up, on_error=lambda exc: None)  # a search will say what is wrong
         if self.library.model_spec == "demo":
             self.show_note(DEMO_NOTE)
 
