@@ -702,6 +702,15 @@ class EmbeddingStore:
         return graph
 
 
+def _model_bytes(graph) -> bytes:
+    """An ONNX graph as the model bytes ONNX Runtime loads (opset 18, IR 9: what this onnxruntime reads)."""
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    return model.SerializeToString()
+
+
 @dataclass
 class _Candidates:
     """What ranks the candidates of a search, kept in memory: each row's summary tokens on their first
@@ -735,9 +744,7 @@ def candidate_graph(tokens: int) -> bytes:
     gq_scale [L], and offset [L]."""
     from onnx import TensorProto, helper
 
-    def info(name, kind, shape):
-        return helper.make_tensor_value_info(name, kind, shape)
-
+    info = helper.make_tensor_value_info
     nodes = [
         helper.make_node("MatMulInteger", ["codes", "q", "zero_point"], ["acc"]),  # [B*S, L] int32
         helper.make_node("Cast", ["acc"], ["acc_f"], to=TensorProto.FLOAT),
@@ -767,9 +774,7 @@ def candidate_graph(tokens: int) -> bytes:
          info("gq_scale", TensorProto.FLOAT, ["L"]), info("global_scale", TensorProto.FLOAT, ["B", 1]),
          info("offset", TensorProto.FLOAT, ["L"])],
         [info("scores", TensorProto.FLOAT, ["B", "L"])], initializer=constants)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    return model.SerializeToString()
+    return _model_bytes(graph)
 
 
 def scoring_graph(num_patches: int, k: int) -> bytes:
@@ -778,9 +783,7 @@ def scoring_graph(num_patches: int, k: int) -> bytes:
     float16, z [D, L] and offset [L]."""
     from onnx import TensorProto, helper
 
-    def info(name, kind, shape):
-        return helper.make_tensor_value_info(name, kind, shape)
-
+    info = helper.make_tensor_value_info
     nodes = [
         helper.make_node("MatMulInteger", ["codes", "q", "zero_point"], ["acc"]),  # [B*N, L] int32
         helper.make_node("Cast", ["acc"], ["acc_f"], to=TensorProto.FLOAT),
@@ -810,9 +813,7 @@ def scoring_graph(num_patches: int, k: int) -> bytes:
          info("global", TensorProto.FLOAT16, ["B", "D"]),
          info("z", TensorProto.FLOAT, ["D", "L"]), info("offset", TensorProto.FLOAT, ["L"])],
         [info("scores", TensorProto.FLOAT, ["B", "L"])], initializer=constants)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    return model.SerializeToString()
+    return _model_bytes(graph)
 
 
 def summary_tokens(steps: np.ndarray, count: int, iterations: int = 4) -> np.ndarray:

@@ -475,6 +475,9 @@ class Library:
         runs it in the background once the model is loaded."""
         with self._lock:
             snapshot = self.snapshot()
+            if not len(snapshot):
+                return
+            self.null_scores()  # every search's threshold and note
             if len(snapshot) > EXACT_SEARCH_PHOTOS and self.bundle.num_patches:
                 unique, _ = snapshot.distinct_rows()
                 self.store.top_rows(np.zeros(self.bundle.embed_dim, dtype=np.float32), unique, 1)
