@@ -142,6 +142,7 @@ class TrainingDialog(QDialog):
         self.report = report
         if report.cancelled:
             self.status.setText("Training cancelled: no new model was made.")
+            self.progress_bar.setValue(0)
             self.start_button.setEnabled(True)
             self.passes.setEnabled(True)
         else:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from mkt_core.assets import TOY_VIT_TEACHER
-from mkt_core.model.export import export_clip_bundle
 from mkt_desktop.library import Library
 from mkt_desktop.library.catalogue import TRAINED_FOLDER, catalogue
 from mkt_desktop.library.demo import write_demo_folder
@@ -36,11 +35,13 @@ def _decide(lib: Library, folder: str, count: int) -> tuple[dict[int, str], int]
 
 @pytest.fixture(scope="module")
 def toy_clip_library(tmp_path_factory):
-    """A library indexed with the toy ViT teacher as a CLIP bundle (both streams), installed in its cache."""
+    """A library on the toy ViT teacher chosen as a person chooses a CLIP model on disk (`clip:NAME//FOLDER`,
+    an open_clip folder): the app makes its two-stream bundle in the library's cache."""
     root = tmp_path_factory.mktemp("toy-clip-library")
-    bundle = export_clip_bundle("toy-vit", str(TOY_VIT_TEACHER), root / "cache" / "clip-bundles-2" / "toy-vit")
     folder = write_demo_folder(root, count=36, seed=3)
-    lib = Library(db_path=root / "library.sqlite", model=str(bundle), vocabulary=False)
+    lib = Library(db_path=root / "library.sqlite", model=f"clip:toy-vit/{TOY_VIT_TEACHER}", vocabulary=False)
+    assert lib.bundle.kind == "clip" and lib.bundle.num_patches == 64  # both streams: Eq. 3 and heat maps
+    assert lib.bundle.path.parent == root / "cache" / "clip-bundles-2"
     assert lib.index([folder]).indexed == 36
     return (lib, folder, *_decide(lib, folder, 30))
 
