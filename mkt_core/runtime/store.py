@@ -729,7 +729,9 @@ class _Candidates:
         global_codes = np.empty((rows, dims), dtype=np.uint8)
         global_scale = np.empty(rows, dtype=np.float32)
         for start in range(0, rows, chunk):
-            g = np.asarray(global_[start:start + chunk], dtype=np.float32)
+            # a non-finite embedding an older version stored ranks by its local part until it is embedded again
+            g = np.nan_to_num(np.asarray(global_[start:start + chunk], dtype=np.float32), nan=0.0, posinf=0.0,
+                              neginf=0.0)
             scale = np.maximum(np.abs(g).max(axis=1), 1e-30) / 127.0
             global_codes[start:start + chunk] = np.rint(g / scale[:, None]) + ZERO_POINT
             global_scale[start:start + chunk] = scale

@@ -67,10 +67,12 @@ def learned(lib, texts: list[str]) -> dict[str, Learned]:
         photo_ids = sorted({photo_id for _, _, photo_id in decisions})
         embedding_of: dict[int, int] = {}
         for start in range(0, len(photo_ids), IN_CHUNK):
-            embedding_of.update(session.execute(
-                select(Photo.id, Embedding.id)
-                .join(Embedding, (Embedding.content_hash == Photo.content_hash) & (Embedding.model_id == lib.model_id))
-                .where(Photo.id.in_(photo_ids[start:start + IN_CHUNK]), Photo.status == "ok")).tuples().all())
+            for photo_id, embedding_id in session.execute(
+                    select(Photo.id, Embedding.id)
+                    .join(Embedding, (Embedding.content_hash == Photo.content_hash)
+                          & (Embedding.model_id == lib.model_id))
+                    .where(Photo.id.in_(photo_ids[start:start + IN_CHUNK]), Photo.status == "ok")):
+                embedding_of[photo_id] = embedding_id
     stored = set(lib.store.ids.tolist()) if embedding_of else set()
     found: dict[str, tuple[set, set]] = {}
     for key, status, photo_id in decisions:
