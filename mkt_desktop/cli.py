@@ -133,9 +133,9 @@ def _percent(value: float | None) -> str:
 def cmd_search(args) -> int:
     lib = _library(args)
     view = _view(args)
-    if view.filtered or view.sort != "best":
-        hits, threshold = lib.search(args.text, limit=1_000_000)  # all, filtered below
-        rows = lib.browse(view, hits)[:args.limit]
+    if view.filtered or view.sort != "best":  # the best --limit of the view's photos, in its order
+        hits, threshold = lib.search(args.text, limit=args.limit, among=lib.view_photo_ids(view))
+        rows = lib.browse(view, hits)
         listed = [{"path": r.path, "score": round(r.score, 6), "taken": r.taken.isoformat()} for r in rows]
         footer = f"(* at or above the threshold {threshold:.4f})" if threshold is not None else ""
         _emit(args, listed, "\n".join(_photo_lines(rows, threshold) + [footer]) if rows else "no photos")

@@ -53,8 +53,9 @@ def photo_rows(lib, view: View = View()) -> list[PhotoRow]:  # noqa: B008 - View
 
 
 def arrange(lib, hits, view: View) -> list[PhotoRow]:
-    """Search hits (best first; None: every photo) filtered and ordered by `view`."""
-    rows = _facts(lib, view.folder)
+    """Search hits (best first; None: every photo) filtered and ordered by `view`. Only the hits' own rows
+    are read: a search over 100,000 photos must not read 100,000 rows to show 500."""
+    rows = _facts(lib, view.folder, None if hits is None else [hit.photo_id for hit in hits])
     if hits is None:
         kept = [row for row in rows.values() if _in_range(row.taken, view)]
         kept.sort(key=lambda row: row.path)
@@ -78,19 +79,43 @@ def taken_years(lib) -> list[int]:
     return sorted({row.taken.year for row in _facts(lib, None).values()}, reverse=True)
 
 
-def _facts(lib, folder: str | None) -> dict[int, PhotoRow]:
-    query = select(Photo.id, Photo.path, Photo.taken_at, Photo.mtime_ns).where(Photo.status == "ok")
-    if folder is not None:
-        resolved = str(Path(folder).expanduser().resolve())
-        with lib.Session() as session:
-            folder_id = session.scalar(select(Folder.id).where(Folder.path.in_([resolved, folder])))
-        if folder_id is None:
-            raise KeyError(f"{folder}: not a library folder (see `mkt-desktop folders`)")
-        query = query.where(Photo.folder_id == folder_id)
+def view_photo_ids(lib, view: View) -> list[int] | None:
+    """The ids of the photos a filtered view keeps (a search looks among these only); None: every photo."""
+    if not view.filtered:
+        return None
+    query = select(Photo.id, Photo.taken_at, Photo.mtime_ns).where(Photo.status == "ok")
+    if view.folder is not None:
+        query = query.where(Photo.folder_id == _folder_id(lib, view.folder))
     with lib.Session() as session:
         rows = session.execute(query).all()
-    return {photo_id: PhotoRow(photo_id, path, taken_at or _from_ns(mtime_ns))
-            for photo_id, path, taken_at, mtime_ns in rows}
+    return [photo_id for photo_id, taken_at, mtime_ns in rows if _in_range(taken_at or _from_ns(mtime_ns), view)]
+
+
+IN_CHUNK = 10_000  # ids per query: under SQLite's limit on a statement's parameters
+
+
+def _facts(lib, folder: str | None, photo_ids: list[int] | None = None) -> dict[int, PhotoRow]:
+    """Path and date taken of the photos of `folder` (None: all), only those of `photo_ids` when given."""
+    query = select(Photo.id, Photo.path, Photo.taken_at, Photo.mtime_ns).where(Photo.status == "ok")
+    if folder is not None:
+        query = query.where(Photo.folder_id == _folder_id(lib, folder))
+    chunks = [query] if photo_ids is None else [query.where(Photo.id.in_(photo_ids[i:i + IN_CHUNK]))
+                                                for i in range(0, len(photo_ids), IN_CHUNK)]
+    facts = {}
+    with lib.Session() as session:
+        for chunk in chunks:
+            for photo_id, path, taken_at, mtime_ns in session.execute(chunk):
+                facts[photo_id] = PhotoRow(photo_id, path, taken_at or _from_ns(mtime_ns))
+    return facts
+
+
+def _folder_id(lib, folder: str) -> int:
+    resolved = str(Path(folder).expanduser().resolve())
+    with lib.Session() as session:
+        folder_id = session.scalar(select(Folder.id).where(Folder.path.in_([resolved, folder])))
+    if folder_id is None:
+        raise KeyError(f"{folder}: not a library folder (see `mkt-desktop folders`)")
+    return folder_id
 
 
 def _from_ns(mtime_ns: int | None) -> datetime:

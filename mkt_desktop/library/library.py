@@ -772,31 +772,42 @@ class Library:
 
     # -- search -------------------------------------------------------------------------------
 
-    def search(self, text: str, limit: int = 50) -> SearchResult:
+    def search(self, text: str, limit: int = 50, among: list[int] | None = None) -> SearchResult:
         """Top photos for any text (saved or not), best first, and the threshold that applies.
 
         A saved label ranks its score column. A text typed for the first time is scored over every
         photo of a small library; over a large one (more than EXACT_SEARCH_PHOTOS) the store's
-        summary tokens pick candidates that are then scored exactly. The result's `note` says so
-        when no photo is above the threshold, and whether the text looks unknown to the model.
+        summary tokens pick candidates that are then scored exactly. `among`: the photo ids to look
+        among (a folder's, a date range's: browse.view_photo_ids), None: every photo. The result's
+        `note` says so when no photo is above the threshold, and whether the text looks unknown.
         """
         text = self.check_label(text)
         with self.Session() as session:
             saved = session.scalar(select(Label).where(Label.key == text.casefold()))
         with self._lock:
             snapshot = self.snapshot()
-            if not len(snapshot):
+            positions = None if among is None else np.flatnonzero(
+                np.isin(snapshot.photo_ids, np.asarray(list(among), dtype=np.int64)))
+            count = len(snapshot) if positions is None else len(positions)
+            if not count:
                 return SearchResult([], None, warning=self.unstored_warning())
             text = saved.text if saved is not None else text
-            if saved is not None or len(snapshot) <= EXACT_SEARCH_PHOTOS:
-                _, (scores,) = self.label_scores([text]) if saved is not None else self._typed_scores(text)
-                if scores is None:  # a saved label the model cannot score (check_label let it through)
-                    raise LabelError(f"label {text!r} cannot be used with this model: {self.label_problem(text)}")
-                top = _top(scores, snapshot.photo_ids, limit)
-                found = list(zip(snapshot.photo_ids[top].tolist(), scores[top].tolist(), strict=True))
+            if saved is not None or count <= EXACT_SEARCH_PHOTOS:
+                if saved is not None:
+                    _, (scores,) = self.label_scores([text])
+                    if scores is None:  # a saved label the model cannot score (check_label let it through)
+                        raise LabelError(f"label {text!r} cannot be used with this model: "
+                                         f"{self.label_problem(text)}")
+                    ids = snapshot.photo_ids
+                    if positions is not None:
+                        scores, ids = scores[positions], ids[positions]
+                else:
+                    ids, scores = self._typed_scores(snapshot, text, positions)
+                top = _top(scores, ids, limit)
+                found = list(zip(ids[top].tolist(), scores[top].tolist(), strict=True))
                 best: float | None = float(scores.max())
             else:
-                found = self._candidate_search(snapshot, text, limit)
+                found = self._candidate_search(snapshot, text, limit, positions)
                 best = found[0][1] if found else None
             threshold = saved.threshold if saved is not None and saved.threshold is not None else None
             if threshold is None:
@@ -829,20 +840,28 @@ class Library:
         return (f"no photo clearly matches {text!r} (the best is {self._confidence_of(best):.0%}, "
                 f"the threshold {self._confidence_of(threshold):.0%})")
 
-    def _typed_scores(self, text: str) -> tuple[Snapshot, list[np.ndarray]]:
-        """A text that is not a saved label: scored over the store's photos, not kept on disk."""
-        snapshot = self.snapshot()
+    def _typed_scores(self, snapshot: Snapshot, text: str, positions: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """A text that is not a saved label, scored over the snapshot's photos (those at `positions` when
+        given), not kept on disk: (photo ids, scores)."""
         z = self.label_embeddings([text])
-        unique, inverse = snapshot.distinct_rows()
-        return snapshot, [self.store.score_labels(z, rows=unique)[inverse, 0]]
+        if positions is None:
+            unique, inverse = snapshot.distinct_rows()
+            return snapshot.photo_ids, self.store.score_labels(z, rows=unique)[inverse, 0]
+        unique, inverse = np.unique(snapshot.rows[positions], return_inverse=True)
+        return snapshot.photo_ids[positions], self.store.score_labels(z, rows=unique)[inverse.reshape(-1), 0]
 
-    def _candidate_search(self, snapshot: Snapshot, text: str, limit: int) -> list[tuple[int, float]]:
-        """[(photo id, exact score)] of the best photos, through the store's summary tokens."""
+    def _candidate_search(self, snapshot: Snapshot, text: str, limit: int,
+                          positions: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """[(photo id, exact score)] of the best photos (of those at `positions`), through the store's
+        summary tokens."""
         z = self.label_embeddings([text])
-        unique, _ = snapshot.distinct_rows()
+        unique = snapshot.distinct_rows()[0] if positions is None else np.unique(snapshot.rows[positions])
         rows, exact = self.store.top_rows(z[0], unique, limit)
         score_of = dict(zip(rows.tolist(), exact.tolist(), strict=True))
         picked = np.flatnonzero(np.isin(snapshot.rows, rows))
+        if positions is not None:
+            picked = np.intersect1d(picked, positions)
         return sorted(((int(snapshot.photo_ids[i]), score_of[int(snapshot.rows[i])]) for i in picked),
                       key=lambda item: (-item[1], item[0]))[:limit]
 
@@ -882,8 +901,8 @@ class Library:
         self._unit = (snapshot.version, matrix) if matrix.nbytes <= UNIT_GLOBALS_BYTES else None
         return matrix
 
-    def similar(self, photo: int | str | Path, limit: int = 20) -> list[SearchHit]:
-        """More like this: cosine of global embeddings."""
+    def similar(self, photo: int | str | Path, limit: int = 20, among: list[int] | None = None) -> list[SearchHit]:
+        """More like this: cosine of global embeddings; `among` as for `search`."""
         photo_id = photo if isinstance(photo, int) else self.photo_id(photo)
         snapshot = self.snapshot()
         index = snapshot.index_of(photo_id)
@@ -892,7 +911,12 @@ class Library:
         matrix = self._unit_globals(snapshot)
         similarity = matrix @ matrix[index]
         similarity[index] = -np.inf  # not the photo itself
-        top = _top(similarity, snapshot.photo_ids, min(limit, len(snapshot) - 1))
+        if among is not None:
+            outside = np.ones(len(snapshot), dtype=bool)
+            outside[np.isin(snapshot.photo_ids, np.asarray(list(among), dtype=np.int64))] = False
+            similarity[outside] = -np.inf
+        kept = int(np.isfinite(similarity).sum())
+        top = _top(similarity, snapshot.photo_ids, min(limit, kept))
         with self.Session() as session:
             paths = dict(session.execute(select(Photo.id, Photo.path).where(
                 Photo.id.in_(snapshot.photo_ids[top].tolist()))).all())
@@ -1033,6 +1057,12 @@ class Library:
         from mkt_desktop.library.browse import View, arrange
 
         return arrange(self, hits, view or View())
+
+    def view_photo_ids(self, view) -> list[int] | None:
+        """The photos a filtered view keeps, for `search(among=...)`; None when it keeps every photo."""
+        from mkt_desktop.library.browse import view_photo_ids
+
+        return view_photo_ids(self, view)
 
     def taken_years(self) -> list[int]:
         from mkt_desktop.library.browse import taken_years

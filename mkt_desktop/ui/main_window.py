@@ -68,7 +68,6 @@ from mkt_desktop.ui.workers import (
 
 SEARCH_DELAY_MS = 250
 SEARCH_LIMIT = 500
-ALL_RESULTS = 1_000_000  # a search or "more like this" to be filtered before it is cut to SEARCH_LIMIT
 LOADING_DIALOG_DELAY_MS = 800  # a model that loads faster than this never shows the dialog
 ERROR_STYLE = "background: #fde2e1; color: #8a1f11; padding: 6px; border: 1px solid #e0a49c;"
 INFO_STYLE = "background: #e3eefc; color: #173b6c; padding: 6px; border: 1px solid #9fbbe0;"
@@ -113,11 +112,11 @@ def find_photos(library: Library, text: str, view: View, similar_to: int | None)
     """What the grid shows (runs on the worker thread): photos like one, search hits, or every photo,
     kept and ordered by the view; for searched words, their threshold and decisions."""
     if similar_to is not None:
-        return Found(library.browse(view, library.similar(similar_to, limit=ALL_RESULTS))[:SEARCH_LIMIT])
+        return Found(library.browse(view, library.similar(similar_to, SEARCH_LIMIT, library.view_photo_ids(view))))
     if not text:
         return Found(library.browse(view))
-    whole = view.filtered or view.sort != "best"
-    result = library.search(text, ALL_RESULTS if whole else SEARCH_LIMIT)
+    # the best SEARCH_LIMIT of the photos the view keeps, then in the view's order
+    result = library.search(text, SEARCH_LIMIT, among=library.view_photo_ids(view))
     calibrated = library.calibrated
     return Found(library.browse(view, result.hits)[:SEARCH_LIMIT],
                  shown(result.threshold, result.threshold_confidence, calibrated), calibrated,

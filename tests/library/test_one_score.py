@@ -78,3 +78,36 @@ def test_a_large_librarys_search_gives_the_same_photos_and_scores(tmp_path, monk
     assert [h.photo_id for h in hits] == [h.photo_id for h in exact_hits]
     assert max(abs(a.score - b.score) for a, b in zip(hits, exact_hits, strict=True)) <= 1e-4
     assert threshold == pytest.approx(exact_threshold, abs=1e-4)  # the sample is the whole library here
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_a_search_within_a_folder_gives_that_folders_best_photos(tmp_path, monkeypatch, large):
+    """A folder (or date range) is searched among its own photos: its best ones, with the library's scores,
+    whatever the photos elsewhere, by every path (a saved label, a new text, a large library's candidates)."""
+    import mkt_desktop.library.library as library_module
+    from mkt_desktop.library.browse import View
+
+    write_demo_photos(tmp_path / "a", count=20, seed=4)
+    write_demo_photos(tmp_path / "b", count=20, seed=9)
+    lib = Library(db_path=tmp_path / "library.sqlite", model="demo", vocabulary=False)
+    lib.index([tmp_path / "a", tmp_path / "b"])
+    lib.add_label("red star")
+    if large:
+        monkeypatch.setattr(library_module, "EXACT_SEARCH_PHOTOS", 5)
+    view = View(folder=str(tmp_path / "b"))
+    among = lib.view_photo_ids(view)
+    in_b = {lib.photo_id(p) for p in (tmp_path / "b").glob("*.jpg")}
+    assert set(among) == in_b
+    for text in ("red star", "yellow heart"):  # saved, then typed
+        everywhere, _ = lib.search(text, limit=40)
+        best_in_b = [h for h in everywhere if h.photo_id in in_b][:5]
+        hits, _ = lib.search(text, limit=5, among=among)
+        assert [h.photo_id for h in hits] == [h.photo_id for h in best_in_b], text
+        assert max(abs(a.score - b.score) for a, b in zip(hits, best_in_b, strict=True)) <= 1e-4
+    rows = lib.browse(View(folder=str(tmp_path / "b"), sort="newest"), lib.search("red star", 5, among=among).hits)
+    assert len(rows) == 5 and {r.photo_id for r in rows} <= in_b
+    photo = next(iter(in_b))
+    similar = lib.similar(photo, limit=50, among=among)
+    assert {h.photo_id for h in similar} == in_b - {photo}
+    assert [h.photo_id for h in similar[:3]] == [h.photo_id for h in lib.similar(photo, limit=40)
+                                                 if h.photo_id in in_b][:3]
