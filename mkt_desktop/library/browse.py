@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mkt_desktop.library.db import Folder, Photo
+from mkt_desktop.library.db import IN_CHUNK, Folder, Photo
 
 SORTS = ("best", "newest", "oldest", "name")  # "best": search score (the path for a plain photo list)
 
@@ -89,9 +89,6 @@ def view_photo_ids(lib, view: View) -> list[int] | None:
     with lib.Session() as session:
         rows = session.execute(query).all()
     return [photo_id for photo_id, taken_at, mtime_ns in rows if _in_range(taken_at or _from_ns(mtime_ns), view)]
-
-
-IN_CHUNK = 10_000  # ids per query: under SQLite's limit on a statement's parameters
 
 
 def _facts(lib, folder: str | None, photo_ids: list[int] | None = None) -> dict[int, PhotoRow]:

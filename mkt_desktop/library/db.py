@@ -43,6 +43,9 @@ class DatabaseError(RuntimeError):
     """The library database cannot be opened or created; the message names the path and the reason."""
 
 
+IN_CHUNK = 10_000  # ids in one `IN (...)`: under SQLite's limit on a statement's parameters
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 

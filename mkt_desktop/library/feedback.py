@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import or_, select
 
-from mkt_desktop.library.db import Embedding, Label, Photo, Tag, utcnow
+from mkt_desktop.library.db import IN_CHUNK, Embedding, Label, Photo, Tag, utcnow
 from mkt_desktop.library.labels import label_key
 
 # (positive, negative) weight per stream, measured (docs/proving-ground.md "Learning from decisions"):
@@ -47,9 +47,6 @@ class Learned:
         """The adapted label's score column: its text plus a digest of what it learned from."""
         digest = hashlib.blake2b(f"{LEARNER}|{self.accepted}|{self.rejected}".encode(), digest_size=8).hexdigest()
         return f"{text}\x00learned:{digest}"
-
-
-IN_CHUNK = 10_000  # photo ids per query: under SQLite's limit on a statement's parameters
 
 
 def learned(lib, texts: list[str]) -> dict[str, Learned]:

@@ -786,8 +786,7 @@ class Library:
             saved = session.scalar(select(Label).where(Label.key == text.casefold()))
         with self._lock:
             snapshot = self.snapshot()
-            positions = None if among is None else np.flatnonzero(
-                np.isin(snapshot.photo_ids, np.asarray(list(among), dtype=np.int64)))
+            positions = None if among is None else snapshot.positions_of(among)
             count = len(snapshot) if positions is None else len(positions)
             if not count:
                 return SearchResult([], None, warning=self.unstored_warning())
@@ -913,7 +912,7 @@ class Library:
         similarity[index] = -np.inf  # not the photo itself
         if among is not None:
             outside = np.ones(len(snapshot), dtype=bool)
-            outside[np.isin(snapshot.photo_ids, np.asarray(list(among), dtype=np.int64))] = False
+            outside[snapshot.positions_of(among)] = False
             similarity[outside] = -np.inf
         kept = int(np.isfinite(similarity).sum())
         top = _top(similarity, snapshot.photo_ids, min(limit, kept))

@@ -40,6 +40,10 @@ class Snapshot:
             self._distinct = (unique, inverse.reshape(-1))
         return self._distinct
 
+    def positions_of(self, photo_ids) -> np.ndarray:
+        """The indices of the snapshot's photos that are among `photo_ids` (a view's), in snapshot order."""
+        return np.flatnonzero(np.isin(self.photo_ids, np.asarray(list(photo_ids), dtype=np.int64)))
+
     def index_of(self, photo_id: int) -> int | None:
         if not self.position and len(self.photo_ids):
             self.position = {int(p): i for i, p in enumerate(self.photo_ids)}

@@ -97,7 +97,7 @@ def plan_training(lib, name: str | None = None, device: str = "auto", epochs: in
     name = name or "mine-" + datetime.now().strftime("%Y%m%d-%H%M%S")
     if Path(name).name != name or not name.strip():
         raise ValueError(f"the new model's name must be a plain folder name, got {name!r}")
-    cache = lib.db_path.parent / "cache"
+    cache = lib.cache_dir
     plan = TrainingPlan(db_path=lib.db_path, start_model=folder, name=name, run_folder=cache / RUNS_FOLDER / name,
                         bundle=cache / TRAINED_FOLDER / name, fix_layer=max(int(depth) - TRAINED_BLOCKS, 0),
                         distill=distill, device=device, epochs=epochs, counts=decision_counts(lib))

@@ -83,7 +83,7 @@ def library_model_folder(lib) -> Path:
     if not rows:
         raise ValueError(f"{lib.db_path}: the library has indexed no photos with any model yet")
     fingerprint, name, _ = rows[0]
-    cache_dir = lib.db_path.parent / "cache"
+    cache_dir = lib.cache_dir
     for folder in installed_bundle_folders(cache_dir):
         try:
             if load_bundle(folder).fingerprint == fingerprint:

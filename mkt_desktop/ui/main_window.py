@@ -64,6 +64,7 @@ from mkt_desktop.ui.workers import (
     TAGS,
     CancelFlag,
     LibraryRunner,
+    clock,
 )
 
 SEARCH_DELAY_MS = 250
@@ -83,10 +84,7 @@ DEFAULT_CLIP = "ViT-B-16"
 
 
 def _eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+    return "?" if seconds is None else clock(seconds)
 
 
 def start_folder() -> str:

@@ -17,16 +17,13 @@ from PySide6.QtWidgets import (
 
 from mkt_desktop.library import describe_error
 from mkt_desktop.library.training_job import plan_training, run_training, training_available, with_epochs
-from mkt_desktop.ui.workers import CancelFlag, LibraryRunner
+from mkt_desktop.ui.workers import CancelFlag, LibraryRunner, clock
 
 STEPS = 1000  # the progress bar's resolution
 
 
 def _eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "estimating the time left…"
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"about {minutes}:{seconds:02d} left"
+    return "estimating the time left…" if seconds is None else f"about {clock(seconds)} left"
 
 
 class TrainingDialog(QDialog):
@@ -147,8 +144,7 @@ class TrainingDialog(QDialog):
             self.passes.setEnabled(True)
         else:
             self.progress_bar.setValue(STEPS)
-            minutes, seconds = divmod(int(round(report.seconds)), 60)
-            self.status.setText(f"Done in {minutes}:{seconds:02d}. The new model is in {report.bundle}. Using it "
+            self.status.setText(f"Done in {clock(report.seconds)}. The new model is in {report.bundle}. Using it "
                                 "indexes your photos again with it.")
             self.use_button.setEnabled(True)
         self.finished_run.emit(report)

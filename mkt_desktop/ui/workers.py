@@ -97,6 +97,12 @@ class LibraryRunner(QObject):
         self._closed = True
 
 
+def clock(seconds: float) -> str:
+    """A duration as a person reads a time left or taken: m:ss."""
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
 class CancelFlag:
     """A flag the UI sets and the indexer's `cancel` callable reads."""
 
