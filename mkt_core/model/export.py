@@ -29,7 +29,6 @@ from mkt_core.runtime.bundle import (
     VOCABULARY_FILE,
     WEIGHTS_FILE,
     Bundle,
-    BundleError,
     PromptSpec,
     fingerprint,
 )
@@ -421,25 +420,12 @@ class TorchModels:
 
 def load_torch_models(bundle: Bundle) -> TorchModels:
     """The torch fallback: a bundle's encoders rebuilt from its weights.safetensors (no download)."""
-    from safetensors.torch import load_file
+    from mkt_core.model.from_bundle import bundle_weights, load_clip_weights, mkt_model
 
-    weights = bundle.file("weights")
-    try:
-        state = load_file(str(weights))
-    except Exception as exc:  # noqa: BLE001 - a corrupt file: name it
-        raise BundleError(f"{weights}: cannot read weights: {exc}") from exc
+    state = bundle_weights(bundle)
     spec, info = bundle.prompt, bundle.manifest["torch"]
     if bundle.kind == "mkt":
-        from mkt_core.model.config import MKTConfig
-        from mkt_core.model.mkt import create_model
-
-        model = create_model(MKTConfig.from_dict(info["config"]), load_weights=False).eval()
-        model.vlp.mean, model.vlp.std = tuple(info["vlp_mean"]), tuple(info["vlp_std"])
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.startswith(info.get("skipped_prefix", MKT_SKIPPED_PREFIX))]
-        if missing or unexpected:
-            raise BundleError(f"{weights}: weights do not fit the model in {bundle.path / MANIFEST_FILE}: "
-                              f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        model = mkt_model(bundle, state).eval()
         return TorchModels(MKTImageGraph(model.student).eval(), TextGraph(model.vlp, spec, model.prompt).eval())
     if "hf_config" in info:
         clip = _hf_text_clip(info)
@@ -451,10 +437,7 @@ def load_torch_models(bundle: Bundle) -> TorchModels:
         vlp = load_vlp(VLPConfig(model_name=info["model_name"], pretrained=None, model_cfg=info["model_cfg"]),
                        load_weights=False).eval()
         clip, text_graph = vlp.clip, TextGraph(vlp, spec)
-    try:
-        clip.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise BundleError(f"{weights}: weights do not fit the CLIP model in the manifest: {exc}") from exc
+    load_clip_weights(bundle, clip, state)
     image = ClipTwoStreamGraph(clip, bundle.manifest.get("patch_path", "value")) if bundle.num_patches \
         else ClipImageGraph(clip)
     return TorchModels(image.eval(), text_graph.eval())

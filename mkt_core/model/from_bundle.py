@@ -17,7 +17,7 @@ import torch
 
 from mkt_core.model.config import MKTConfig, StudentConfig, VLPConfig
 from mkt_core.model.mkt import MKT, create_model
-from mkt_core.runtime.bundle import MANIFEST_FILE, Bundle, BundleError, load_bundle
+from mkt_core.runtime.bundle import MANIFEST_FILE, MKT_SKIPPED_PREFIX, Bundle, BundleError, load_bundle
 
 
 def is_bundle(folder: str | Path) -> bool:
@@ -29,15 +29,16 @@ def model_from_bundle(folder: str | Path, teacher: str | None = None) -> MKT:
     """The MKT model of a bundle folder, ready to train; `teacher` (an open_clip tag, file or folder) gives an
     MKT bundle's teacher. `model.has_teacher` says whether stage 1 can distil."""
     bundle = load_bundle(folder)
-    state = _weights(bundle)
+    state = bundle_weights(bundle)
     if bundle.kind == "mkt":
-        return _mkt_model(bundle, state, teacher)
+        return mkt_model(bundle, state, teacher)
     if bundle.kind == "clip":
         return _release_model(bundle, state)
     raise BundleError(f"{bundle.path / MANIFEST_FILE}: a bundle of kind {bundle.kind!r} cannot be trained")
 
 
-def _weights(bundle: Bundle) -> dict[str, torch.Tensor]:
+def bundle_weights(bundle: Bundle) -> dict[str, torch.Tensor]:
+    """A bundle's weights.safetensors in float32 (a float16 bundle trains, and the torch fallback reads it)."""
     from safetensors.torch import load_file
 
     path = bundle.file("weights")
@@ -45,15 +46,16 @@ def _weights(bundle: Bundle) -> dict[str, torch.Tensor]:
         state = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - a corrupt file: name it
         raise BundleError(f"{path}: cannot read weights: {exc}") from exc
-    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}  # a float16 bundle trains
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def _mkt_model(bundle: Bundle, state: dict[str, torch.Tensor], teacher: str | None) -> MKT:
+def mkt_model(bundle: Bundle, state: dict[str, torch.Tensor], teacher: str | None = None) -> MKT:
+    """An MKT bundle's model from its weights (its teacher only when `teacher` is given)."""
     info = bundle.manifest["torch"]
     config = MKTConfig.from_dict(info["config"])
     model = create_model(config, load_weights=False)
     model.vlp.mean, model.vlp.std = tuple(info["vlp_mean"]), tuple(info["vlp_std"])
-    skipped = info.get("skipped_prefix", "vlp.clip.visual.")
+    skipped = info.get("skipped_prefix", MKT_SKIPPED_PREFIX)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(skipped)]
     if missing or unexpected:
@@ -73,6 +75,15 @@ def _mkt_model(bundle: Bundle, state: dict[str, torch.Tensor], teacher: str | No
         model.has_teacher = True
     model.config = model.config.replace(name=bundle.name)
     return model
+
+
+def load_clip_weights(bundle: Bundle, clip: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """A CLIP bundle's weights into the CLIP model its manifest describes: every one, or an error naming the file."""
+    try:
+        clip.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise BundleError(f"{bundle.file('weights')}: weights do not fit the CLIP model in the manifest: "
+                          f"{exc}") from exc
 
 
 def release_config(bundle: Bundle) -> MKTConfig:
@@ -107,11 +118,7 @@ def _release_model(bundle: Bundle, state: dict[str, torch.Tensor]) -> MKT:
         raise BundleError(f"{bundle.path / MANIFEST_FILE}: {bundle.name} has a Hugging Face text tower; MKT's prompt "
                           "tuning needs open_clip's own text tower")
     model = create_model(release_config(bundle), load_weights=False)
-    try:
-        model.vlp.clip.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise BundleError(f"{bundle.file('weights')}: weights do not fit the CLIP model in the manifest: "
-                          f"{exc}") from exc
+    load_clip_weights(bundle, model.vlp.clip, state)
     model.vlp.mean, model.vlp.std = tuple(bundle.manifest["mean"]), tuple(bundle.manifest["std"])
     model.student.load_from_clip_visual(model.vlp.clip.visual.state_dict())
     model.has_teacher = True
