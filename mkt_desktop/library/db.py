@@ -143,14 +143,32 @@ class Tag(Base):
     updated: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+BUSY_TIMEOUT_S = 10.0
+
+
 def _sqlite_pragmas(dbapi_connection, connection_record, read_only: bool = False) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")  # first: the pragmas below may wait
     if not read_only:  # a read-only library keeps the journal mode it has: changing it is a write
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses at most the last commit
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _use_wal(cursor) -> None:
+    """Switch to WAL, waiting for other processes. SQLite answers "database is locked" at once, without its
+    busy handler, when two processes open a new library together and both ask for WAL: so retry here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def database_writable(path: str | Path) -> bool:

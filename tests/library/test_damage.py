@@ -164,6 +164,6 @@ def test_two_index_runs_at_once_on_a_new_library_both_finish(indexed, tmp_path, 
             for _ in range(2)]
     for run in runs:
         out, err = run.communicate(timeout=600)
-        assert run.returncode == 0 and "Traceback" not in err, err
+        assert run.returncode == 0 and "Traceback" not in err, out + err
         assert json.loads(out)["failed"] == 0
     assert Library(db_path=db, model=tiny_bundle).photo_count() == PHOTOS
