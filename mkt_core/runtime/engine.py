@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,7 @@ class Engine:
         self.device = "cpu"
         self.precision = "fp32"
         self._image = None
+        self._image_lock = threading.Lock()
         if device == "cuda" and precision == "int8":
             raise ValueError("precision 'int8' is the CPU's option; on CUDA use 'fp16' or 'fp32'")
         wants_cuda = (device in ("auto", "cuda") and precision != "int8"  # int8 is the CPU's option
@@ -80,8 +82,16 @@ class Engine:
             if precision == "fp16":
                 raise ValueError("precision 'fp16' needs the CUDA provider; on CPU use 'fp32' or 'int8'")
             self.precision = "int8" if precision == "int8" else "fp32"
-            model = self._int8_image_model() if self.precision == "int8" else str(self.bundle.file("image_encoder"))
-            self._image = self._session(model, ["CPUExecutionProvider"])
+            # The CPU session is made when the first image comes: a search never needs it, and loading
+            # ViT-B/16's image encoder takes longer than the search itself.
+
+    def _cpu_image_session(self):
+        with self._image_lock:
+            if self._image is None:
+                model = (self._int8_image_model() if self.precision == "int8"
+                         else str(self.bundle.file("image_encoder")))
+                self._image = self._session(model, ["CPUExecutionProvider"])
+            return self._image
 
     def _session(self, model: str | bytes, providers: list[str]):
         options = self._ort.SessionOptions()
@@ -189,8 +199,8 @@ class Engine:
             out = out if isinstance(out, tuple) else (out,)
             arrays = [o.float().cpu().numpy() for o in out]
         else:
-            assert self._image is not None  # made by _init_onnx
-            arrays = [np.asarray(o, dtype=np.float32) for o in self._image.run(None, {"images": batch})]
+            session = self._image or self._cpu_image_session()
+            arrays = [np.asarray(o, dtype=np.float32) for o in session.run(None, {"images": batch})]
         return arrays[0], (arrays[1] if len(arrays) > 1 else None)
 
     def encode_labels(self, labels: list[str]) -> np.ndarray:

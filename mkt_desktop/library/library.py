@@ -171,6 +171,13 @@ class Library:
         if vocabulary and not self.read_only:
             self._seed_vocabulary()
 
+    def close(self) -> None:
+        """Close the database's connections. SQLite folds its WAL file into the database file when the
+        last one closes, so a library copied as its one .sqlite file afterwards holds every change."""
+        with self._lock:
+            self._watch.close()
+            self.Session.kw["bind"].dispose()
+
     # -- the model and its embedding store ---------------------------------------------------
 
     @property
@@ -781,11 +788,12 @@ class Library:
         among (a folder's, a date range's: browse.view_photo_ids), None: every photo. The result's
         `note` says so when no photo is above the threshold, and whether the text looks unknown.
         """
-        text = self.check_label(text)
+        text = normalise_label(text)
         with self.Session() as session:
             saved = session.scalar(select(Label).where(Label.key == text.casefold()))
         with self._lock:
             snapshot = self.snapshot()
+            text = self.check_label(text)  # after the store opens: a saved label's column needs no tokenizer
             positions = None if among is None else snapshot.positions_of(among)
             count = len(snapshot) if positions is None else len(positions)
             if not count:

@@ -7,6 +7,7 @@ from mkt_core.model.config import TINY_VLP_CFG
 from mkt_core.model.export import export_bundle, export_clip_bundle
 from mkt_core.model.mkt import create_model
 from mkt_core.model.scoring import two_stream_scores
+from mkt_core.runtime.bundle import BundleError
 from mkt_core.runtime.engine import Engine, cpu_count, half_precision_model
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available()
@@ -67,9 +68,9 @@ def test_int8_image_encoder_is_an_option(tiny):
     _, folder = tiny
     engine = Engine(folder, device="cpu", precision="int8")
     assert engine.device_description().endswith("threads, int8)")
-    assert (folder / "image_encoder.int8.onnx").is_file()  # quantised once, reused after
     images = np.random.default_rng(3).standard_normal((4, 3, 64, 64)).astype(np.float32)
     global_int8, local_int8 = engine.encode_images(images)
+    assert (folder / "image_encoder.int8.onnx").is_file()  # quantised at the first image, reused after
     global_fp32, _ = Engine(folder).encode_images(images)
     assert local_int8.shape == (4, 64, 64)
     cosine = (global_int8 * global_fp32).sum(1) / np.linalg.norm(global_int8, axis=1) / np.linalg.norm(global_fp32,
@@ -116,3 +117,18 @@ def test_cuda_engine_runs_on_the_gpu_close_to_cpu(tiny):
     images = np.random.default_rng(4).standard_normal((4, 3, 64, 64)).astype(np.float32)
     gpu, cpu = engine.encode_images(images)[0], Engine(folder, device="cpu").encode_images(images)[0]
     assert np.abs(gpu - cpu).max() <= (5e-2 if engine.precision == "fp16" else 1e-3)
+
+
+def test_an_engine_that_only_encodes_text_never_loads_the_image_encoder(tiny, tmp_path):
+    """A search needs the text encoder only: the image encoder (the larger file) is loaded at the first image."""
+    import shutil
+
+    _, folder = tiny
+    copy = tmp_path / "bundle"
+    shutil.copytree(folder, copy)
+    (copy / "image_encoder.onnx").write_bytes(b"not an onnx file")
+    engine = Engine(copy, device="cpu")
+    assert engine.encode_labels(["a dog"]).shape[0] == 1
+    images = np.zeros((1, 3, 64, 64), np.float32)
+    with pytest.raises(BundleError, match="image_encoder.onnx: ONNX Runtime cannot load it"):
+        engine.encode_images(images)

@@ -167,3 +167,23 @@ def test_two_index_runs_at_once_on_a_new_library_both_finish(indexed, tmp_path, 
         assert run.returncode == 0 and "Traceback" not in err, out + err
         assert json.loads(out)["failed"] == 0
     assert Library(db_path=db, model=tiny_bundle).photo_count() == PHOTOS
+
+
+def test_the_command_line_exits_with_its_library_whole_in_one_file(indexed, tmp_path, tiny_bundle):
+    """`mkt-desktop` skips the interpreter's slow teardown (os._exit), but closes the database first:
+    a library copied as its .sqlite file alone, right after a command, holds that command's changes."""
+    _, lib_dir, _ = indexed
+    db = tmp_path / "lib" / "library.sqlite"
+    shutil.copytree(lib_dir, db.parent)
+    command = [sys.executable, "-c", "from mkt_desktop.cli import run; run()", "labels", "add", "harbour fog",
+               "--db", str(db), "--model", tiny_bundle]
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    alone = tmp_path / "copied" / "library.sqlite"
+    alone.parent.mkdir()
+    shutil.copy(db, alone)  # the file alone, without its -wal and -shm
+    import sqlite3
+
+    with sqlite3.connect(alone) as conn:
+        assert ("harbour fog",) in conn.execute("SELECT text FROM labels").fetchall()

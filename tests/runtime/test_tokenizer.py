@@ -37,3 +37,16 @@ def test_a_prompt_is_laid_out_the_same_with_either_tokenizer(ours):
     ids, lengths = prompt_token_ids(["black dog", "foggy harbour"], ours, *args)
     ref_ids, ref_lengths = prompt_token_ids(["black dog", "foggy harbour"], reference, *args)
     assert (ids == ref_ids).all() and (lengths == ref_lengths).all()
+
+
+def test_ascii_text_that_skips_ftfy_gets_open_clips_ids(ours):
+    """clean() skips ftfy for printable ASCII without "&": random such texts (quotes, brackets, digits,
+    odd spacing) must still give exactly open_clip's ids, which always runs ftfy."""
+    import random
+
+    reference = open_clip.SimpleTokenizer()
+    rng = random.Random(7)
+    alphabet = [chr(c) for c in range(0x20, 0x7F) if chr(c) != "&"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(300)]
+    for text in texts:
+        assert ours.encode(text) == reference.encode(text), text
