@@ -25,7 +25,7 @@ from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mkt_desktop.library.db import Embedding, Folder, Photo, begin_write, utcnow
+from mkt_desktop.library.db import IN_CHUNK, Embedding, Folder, Photo, begin_write, utcnow
 from mkt_desktop.library.scanner import (
     DEFAULT_SKIPPED,
     FileChanged,
@@ -185,16 +185,17 @@ class Indexer:
                 global_emb = np.stack([embedded[d][0] for d in digests])
                 local_emb = np.stack([embedded[d][1] for d in digests]) if self.has_local else None
                 self.store.append([ids[d] for d in digests], global_emb, local_emb)  # durable before the rows
+            placing = []
             for folder_id, item, digest in hashed:
                 if digest in failed:
                     failures.append(_Failure(item.path, folder_id, *failed[digest]))
                     continue
-                row = self._place_photo(session, folder_id, item, digest, headers[item.path])
-                placed.append((row.id, row.path))
+                placing.append((folder_id, item, digest, headers[item.path]))
                 if digest in embedded and to_embed[digest].path == item.path:
                     report.indexed += 1
                 else:
                     report.reused += 1
+            placed.extend((row.id, row.path) for row in self._place_photos(session, placing))
             for failure in failures:
                 self._record_failure(session, failure, report)
             session.commit()
@@ -253,23 +254,39 @@ class Indexer:
                 self._bad_contents[digest] = reason  # the same bytes elsewhere fail the same way: not decoded again
         return embedded, failed
 
-    def _place_photo(self, session: Session, folder_id: int, item: FoundFile, digest: str, header) -> Photo:
-        """The photo's row: its own (changed file), a moved one with the same content, or a new one."""
-        row = session.scalar(select(Photo).where(Photo.path == item.path))
-        if row is None:
-            for candidate in session.scalars(select(Photo).where(Photo.content_hash == digest)):
-                if candidate.status == "missing" or not os.path.exists(candidate.path):
-                    row = candidate  # moved or renamed: keep its tags
-                    break
-        if row is None:
-            row = Photo(path=item.path)
-            session.add(row)
-        width, height, taken_at = header
-        row.path, row.folder_id, row.size, row.mtime_ns = item.path, folder_id, item.size, item.mtime_ns
-        row.content_hash, row.width, row.height, row.taken_at = digest, width, height, taken_at
-        row.status, row.error, row.retry, row.indexed = "ok", None, False, utcnow()
+    def _place_photos(self, session: Session, placing: list[tuple[int, FoundFile, str, tuple]]) -> list[Photo]:
+        """Each photo's row, in order: its own (changed file), a moved one with the same content, or a new
+        one. Read in two queries for the batch and written in one flush: a query and a flush per photo
+        were half the time of indexing 100,000 photos."""
+        paths = [item.path for _, item, _, _ in placing]
+        by_path: dict[str, Photo] = {}
+        for start in range(0, len(paths), IN_CHUNK):
+            by_path.update((row.path, row) for row in session.scalars(
+                select(Photo).where(Photo.path.in_(paths[start:start + IN_CHUNK]))))
+        digests = sorted({digest for _, item, digest, _ in placing if item.path not in by_path})
+        same_content: dict[str, list[Photo]] = {}
+        for start in range(0, len(digests), IN_CHUNK):
+            for row in session.scalars(select(Photo).where(Photo.content_hash.in_(digests[start:start + IN_CHUNK]))
+                                       .order_by(Photo.id)):
+                same_content.setdefault(row.content_hash, []).append(row)
+        rows = []
+        for folder_id, item, digest, (width, height, taken_at) in placing:
+            row = by_path.get(item.path)
+            if row is None:
+                for candidate in same_content.get(digest, ()):
+                    if candidate.status == "missing" or not os.path.exists(candidate.path):
+                        row = candidate  # moved or renamed: keep its tags
+                        break
+            if row is None:
+                row = Photo(path=item.path)
+                session.add(row)
+                same_content.setdefault(digest, []).append(row)
+            row.path, row.folder_id, row.size, row.mtime_ns = item.path, folder_id, item.size, item.mtime_ns
+            row.content_hash, row.width, row.height, row.taken_at = digest, width, height, taken_at
+            row.status, row.error, row.retry, row.indexed = "ok", None, False, utcnow()
+            rows.append(row)
         session.flush()
-        return row
+        return rows
 
     # -- failures and missing files -----------------------------------------------------------
 
