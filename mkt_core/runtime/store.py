@@ -54,6 +54,7 @@ time (the app's indexer); any number of readers, which see new photos after `ref
 """
 
 import json
+import mmap
 import os
 import shutil
 import time
@@ -319,7 +320,9 @@ class EmbeddingStore:
         """Every photo's global embedding `[n, D]` as float32, in the order of `ids` ("more like this")."""
         if self._global is None:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
-        return np.asarray(self._global[self._live], dtype=np.float32)
+        out = np.asarray(self._global[self._live], dtype=np.float32)
+        release_pages((self._global,), self._live)
+        return out
 
     def local_embeddings_of_rows(self, rows: np.ndarray) -> np.ndarray:
         """The local tokens `[len(rows), N, D]` of the given rows, decoded from their codes in one product."""
@@ -333,7 +336,10 @@ class EmbeddingStore:
         """The global embeddings `[len(rows), D]` of the given rows, as float32."""
         if self._global is None:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
-        return np.asarray(self._global[np.asarray(rows)], dtype=np.float32)
+        rows = np.asarray(rows)
+        out = np.asarray(self._global[rows], dtype=np.float32)
+        release_pages((self._global,), rows)
+        return out
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -514,6 +520,7 @@ class EmbeddingStore:
         if not self.num_patches:  # CLIP: the global stream alone
             for start in range(0, len(rows), chunk):
                 out[start:start + chunk] = self._block(self._globals(), rows, start, chunk).astype(np.float32) @ z.T
+                release_pages((self._globals(),), rows[start:start + chunk])
             return out
         session = self._scoring_session()
         codec, codes, token_scale = self._local_stream()
@@ -524,6 +531,7 @@ class EmbeddingStore:
             feed["token_scale"] = self._block(token_scale, rows, start, chunk).reshape(-1, 1)
             feed["global"] = self._block(self._globals(), rows, start, chunk)
             out[start:start + chunk] = session.run(None, feed)[0]
+            release_pages((codes, token_scale, self._globals()), rows[start:start + chunk])
         return out
 
     def top_rows(self, label_emb: np.ndarray, rows: np.ndarray, limit: int, candidates: int | None = None
@@ -610,6 +618,7 @@ class EmbeddingStore:
             stored_scale = np.concatenate([stored_scale, *(p[1] for p in parts)])
         self._summary, self._summary_scale = stored_codes, stored_scale
         self._candidates = _Candidates.of(stored_codes, stored_scale, self._globals()[:len(stored_codes)])
+        release_pages((stored_codes, stored_scale), np.array([0, len(stored_codes) - 1]) if have else np.zeros(0))
 
     def patch_dots(self, photo_id: int, label_emb: np.ndarray) -> np.ndarray:
         """Each patch's dot `<z, e_j>` `[N]` for one photo, computed as the scoring graph computes it
@@ -735,8 +744,29 @@ class _Candidates:
             scale = np.maximum(np.abs(g).max(axis=1), 1e-30) / 127.0
             global_codes[start:start + chunk] = np.rint(g / scale[:, None]) + ZERO_POINT
             global_scale[start:start + chunk] = scale
+            release_pages((global_,), np.array([start, min(start + chunk, rows) - 1]))
         return cls(np.ascontiguousarray(summary[:, :, :SUMMARY_DIMS]),
                    np.asarray(summary_scale, dtype=np.float32), global_codes, global_scale)
+
+
+def release_pages(arrays, rows: np.ndarray) -> None:
+    """Let go of the mapped file pages of `rows` (sorted or not) in these memory-mapped arrays: they stay
+    in the system's file cache, but leave this process's resident memory. A pass over every photo of a
+    10 GB store otherwise counts the whole store in the app's memory (peak RSS), all of it mapped at once.
+    Arrays that are not memory-mapped, and systems without madvise, are left as they are."""
+    if not len(rows) or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    first, last = int(np.min(rows)), int(np.max(rows))
+    for array in arrays:
+        mapping = getattr(array, "_mmap", None)
+        if mapping is None or array.ndim == 0 or not array.shape[0]:
+            continue
+        head = array.offset % mmap.ALLOCATIONGRANULARITY  # where row 0 is in the mapping
+        row_bytes = array.strides[0]
+        begin = (head + first * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+        end = min(head + (last + 1) * row_bytes, len(mapping))
+        if end > begin:
+            mapping.madvise(mmap.MADV_DONTNEED, begin, end - begin)
 
 
 def candidate_graph(tokens: int) -> bytes:

@@ -207,3 +207,31 @@ def test_the_summary_search_finds_the_exact_top_photos(tmp_path, local_dims):
     again = EmbeddingStore.open(tmp_path / "s")
     assert np.array_equal(again.top_rows(z[0], np.arange(3000), 50, 300)[0],
                           store.top_rows(z[0], np.arange(3000), 50, 300)[0])
+
+
+def _file_pages_resident_bytes() -> int:
+    """This process's resident file-backed memory (mapped files), from /proc/self/status."""
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) * 1024
+    pytest.skip("no RssFile in /proc/self/status")
+
+
+def test_scoring_every_photo_leaves_the_store_out_of_resident_memory(tmp_path):
+    """A label scored over every photo reads the whole store through its memory mapping; the pages are let
+    go chunk by chunk, so the app's memory does not grow by the store's size (10 GB at 1,000,000 photos)."""
+    store = EmbeddingStore.create(tmp_path / "store", D, N, K, "model-a", local_dims=64)
+    for start in range(0, 12_000, 2_000):
+        global_, local = _photos(2_000, seed=start)
+        store.append(np.arange(start, start + 2_000), global_, local)
+    store = EmbeddingStore.open(tmp_path / "store")
+    local_bytes = (tmp_path / "store" / "local.bin").stat().st_size
+    assert local_bytes > 20_000_000
+    store.score_labels(_labels(2), ids=[0, 1])  # loads ONNX Runtime and the graph: mapped libraries count too
+    before = _file_pages_resident_bytes()
+    scores = store.score_labels(_labels(2), chunk=512)
+    assert scores.shape == (12_000, 2) and np.isfinite(scores).all()
+    assert _file_pages_resident_bytes() - before < local_bytes // 4
+    top, exact = store.top_rows(_labels(2)[0], np.arange(12_000), 50, candidates=3_000)
+    assert np.allclose(exact, scores[top, 0], atol=1e-6)  # a search's shortlist: the same scores
+    assert _file_pages_resident_bytes() - before < local_bytes // 4
