@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from mkt_core.model.scoring import two_stream_scores
-from mkt_core.runtime.store import EmbeddingStore, LocalCodec, StoreDamaged, StoreError, bytes_per_photo
+from mkt_core.runtime.store import (
+    LARGE_PASS_ROWS,
+    EmbeddingStore,
+    LocalCodec,
+    StoreDamaged,
+    StoreError,
+    bytes_per_photo,
+)
 
 D, N, K = 64, 32, 6
 
@@ -220,18 +227,18 @@ def _file_pages_resident_bytes() -> int:
 def test_scoring_every_photo_leaves_the_store_out_of_resident_memory(tmp_path):
     """A label scored over every photo reads the whole store through its memory mapping; the pages are let
     go chunk by chunk, so the app's memory does not grow by the store's size (10 GB at 1,000,000 photos)."""
+    photos = LARGE_PASS_ROWS + 4_000  # a pass that large lets go; a search's shortlist keeps its pages
     store = EmbeddingStore.create(tmp_path / "store", D, N, K, "model-a", local_dims=64)
-    for start in range(0, 12_000, 2_000):
-        global_, local = _photos(2_000, seed=start)
-        store.append(np.arange(start, start + 2_000), global_, local)
+    for start in range(0, photos, 4_000):
+        global_, local = _photos(4_000, seed=start)
+        store.append(np.arange(start, start + 4_000), global_, local)
     store = EmbeddingStore.open(tmp_path / "store")
     local_bytes = (tmp_path / "store" / "local.bin").stat().st_size
-    assert local_bytes > 20_000_000
+    assert local_bytes > 40_000_000
     store.score_labels(_labels(2), ids=[0, 1])  # loads ONNX Runtime and the graph: mapped libraries count too
     before = _file_pages_resident_bytes()
     scores = store.score_labels(_labels(2), chunk=512)
-    assert scores.shape == (12_000, 2) and np.isfinite(scores).all()
+    assert scores.shape == (photos, 2) and np.isfinite(scores).all()
     assert _file_pages_resident_bytes() - before < local_bytes // 4
-    top, exact = store.top_rows(_labels(2)[0], np.arange(12_000), 50, candidates=3_000)
-    assert np.allclose(exact, scores[top, 0], atol=1e-6)  # a search's shortlist: the same scores
-    assert _file_pages_resident_bytes() - before < local_bytes // 4
+    top, exact = store.top_rows(_labels(2)[0], np.arange(photos), 50, candidates=3_000)
+    assert np.allclose(exact, scores[top, 0], atol=1e-6)  # a search's shortlist (it keeps its pages): the same scores
