@@ -321,7 +321,7 @@ class EmbeddingStore:
         if self._global is None:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         out = np.asarray(self._global[self._live], dtype=np.float32)
-        release_pages((self._global,), self._live)
+        release_pages((self._global,), *_span(self._live))
         return out
 
     def local_embeddings_of_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -339,7 +339,7 @@ class EmbeddingStore:
         rows = np.asarray(rows)
         out = np.asarray(self._global[rows], dtype=np.float32)
         if len(rows) > LARGE_PASS_ROWS:
-            release_pages((self._global,), rows)
+            release_pages((self._global,), *_span(rows))
         return out
 
     # -- writing ------------------------------------------------------------------------------
@@ -522,7 +522,7 @@ class EmbeddingStore:
             for start in range(0, len(rows), chunk):
                 out[start:start + chunk] = self._block(self._globals(), rows, start, chunk).astype(np.float32) @ z.T
                 if len(rows) > LARGE_PASS_ROWS:
-                    release_pages((self._globals(),), rows[start:start + chunk])
+                    release_pages((self._globals(),), *_span(rows[start:start + chunk]))
             return out
         session = self._scoring_session()
         codec, codes, token_scale = self._local_stream()
@@ -534,7 +534,7 @@ class EmbeddingStore:
             feed["global"] = self._block(self._globals(), rows, start, chunk)
             out[start:start + chunk] = session.run(None, feed)[0]
             if len(rows) > LARGE_PASS_ROWS:
-                release_pages((codes, token_scale, self._globals()), rows[start:start + chunk])
+                release_pages((codes, token_scale, self._globals()), *_span(rows[start:start + chunk]))
         return out
 
     def top_rows(self, label_emb: np.ndarray, rows: np.ndarray, limit: int, candidates: int | None = None
@@ -605,7 +605,7 @@ class EmbeddingStore:
                 steps = ((np.asarray(codes[start:stop], dtype=np.float32) - ZERO_POINT)
                          * np.asarray(token_scale[start:stop], dtype=np.float32)[..., None])
                 parts.append(_encode_steps(summary_tokens(steps, SUMMARY_TOKENS)))
-                release_pages((codes, token_scale), np.array([start, stop - 1]))
+                release_pages((codes, token_scale), start, stop)
         if parts and self.writable:
             for name, index in (("summary.bin", 0), ("summary_scale.bin", 1)):
                 with open(self.folder / name, "ab") as f:
@@ -622,7 +622,7 @@ class EmbeddingStore:
             stored_scale = np.concatenate([stored_scale, *(p[1] for p in parts)])
         self._summary, self._summary_scale = stored_codes, stored_scale
         self._candidates = _Candidates.of(stored_codes, stored_scale, self._globals()[:len(stored_codes)])
-        release_pages((stored_codes, stored_scale), np.array([0, len(stored_codes) - 1]) if have else np.zeros(0))
+        release_pages((stored_codes, stored_scale), 0, len(stored_codes))
 
     def patch_dots(self, photo_id: int, label_emb: np.ndarray) -> np.ndarray:
         """Each patch's dot `<z, e_j>` `[N]` for one photo, computed as the scoring graph computes it
@@ -748,7 +748,7 @@ class _Candidates:
             scale = np.maximum(np.abs(g).max(axis=1), 1e-30) / 127.0
             global_codes[start:start + chunk] = np.rint(g / scale[:, None]) + ZERO_POINT
             global_scale[start:start + chunk] = scale
-            release_pages((global_,), np.array([start, min(start + chunk, rows) - 1]))
+            release_pages((global_,), start, start + chunk)
         return cls(np.ascontiguousarray(summary[:, :, :SUMMARY_DIMS]),
                    np.asarray(summary_scale, dtype=np.float32), global_codes, global_scale)
 
@@ -758,24 +758,28 @@ class _Candidates:
 LARGE_PASS_ROWS = 20_000
 
 
-def release_pages(arrays, rows: np.ndarray) -> None:
-    """Let go of the mapped file pages of `rows` (sorted or not) in these memory-mapped arrays: they stay
-    in the system's file cache, but leave this process's resident memory. A pass over every photo of a
-    10 GB store otherwise counts the whole store in the app's memory (peak RSS), all of it mapped at once.
+def release_pages(arrays, start: int, stop: int) -> None:
+    """Let go of the mapped file pages of rows `start:stop` in these memory-mapped arrays: they stay in the
+    system's file cache, but leave this process's resident memory. A pass over every photo of a 10 GB
+    store otherwise counts the whole store in the app's memory (peak RSS), all of it mapped at once.
     Arrays that are not memory-mapped, and systems without madvise, are left as they are."""
-    if not len(rows) or not hasattr(mmap, "MADV_DONTNEED"):
+    if stop <= start or not hasattr(mmap, "MADV_DONTNEED"):
         return
-    first, last = int(np.min(rows)), int(np.max(rows))
     for array in arrays:
         mapping = getattr(array, "_mmap", None)
         if mapping is None or array.ndim == 0 or not array.shape[0]:
             continue
         head = array.offset % mmap.ALLOCATIONGRANULARITY  # where row 0 is in the mapping
         row_bytes = array.strides[0]
-        begin = (head + first * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
-        end = min(head + (last + 1) * row_bytes, len(mapping))
+        begin = (head + start * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+        end = min(head + stop * row_bytes, len(mapping))
         if end > begin:
             mapping.madvise(mmap.MADV_DONTNEED, begin, end - begin)
+
+
+def _span(rows: np.ndarray) -> tuple[int, int]:
+    """The row range `start, stop` that holds these rows (sorted or not)."""
+    return (int(rows.min()), int(rows.max()) + 1) if len(rows) else (0, 0)
 
 
 def candidate_graph(tokens: int) -> bytes:
