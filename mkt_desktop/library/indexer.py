@@ -264,11 +264,11 @@ class Indexer:
             by_path.update((row.path, row) for row in session.scalars(
                 select(Photo).where(Photo.path.in_(paths[start:start + IN_CHUNK]))))
         digests = sorted({digest for _, item, digest, _ in placing if item.path not in by_path})
-        same_content: dict[str, list[Photo]] = {}
+        same_content: dict[str | None, list[Photo]] = {}
         for start in range(0, len(digests), IN_CHUNK):
-            for row in session.scalars(select(Photo).where(Photo.content_hash.in_(digests[start:start + IN_CHUNK]))
-                                       .order_by(Photo.id)):
-                same_content.setdefault(row.content_hash, []).append(row)
+            for found in session.scalars(select(Photo).where(Photo.content_hash.in_(digests[start:start + IN_CHUNK]))
+                                         .order_by(Photo.id)):
+                same_content.setdefault(found.content_hash, []).append(found)
         rows = []
         for folder_id, item, digest, (width, height, taken_at) in placing:
             row = by_path.get(item.path)
